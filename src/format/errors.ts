@@ -1,0 +1,51 @@
+/**
+ * The one error class of ddmq. `code` is stable and meant for programs; `message` is
+ * meant for people and names what was wrong and where.
+ */
+export type ErrorCode =
+  /** The root folder does not exist (open it with `create` to make it). */
+  | 'ROOT_MISSING'
+  /** The root folder exists but has no `ddmq.yaml`. */
+  | 'ROOT_UNINITIALISED'
+  /** The queue folder or its `ddmq.yaml` does not exist. */
+  | 'QUEUE_MISSING'
+  /** A queue name or message file name does not match its pattern. */
+  | 'INVALID_NAME'
+  /** A settings file does not parse, or a setting has the wrong type or range. */
+  | 'INVALID_SETTING'
+  /** An argument of a call or command is out of range or of the wrong type. */
+  | 'INVALID_ARGUMENT'
+  /** A message file is not JSON or has keys of the wrong type. */
+  | 'CORRUPT_MESSAGE'
+  /** ack/nack/extend of a message whose lease was lost (it is no longer in `work/`). */
+  | 'NOT_IN_FLIGHT'
+  /** A named message file does not exist. */
+  | 'MESSAGE_NOT_FOUND'
+  /** A queue holds files that ddmq did not write, so deleting it would lose them. */
+  | 'FOREIGN_FILES'
+  /** The file system refused an operation; `osCode` holds the OS error code. */
+  | 'IO';
+
+export class DdmqError extends Error {
+  readonly code: ErrorCode;
+  /** The file or folder concerned, when there is one. */
+  readonly path: string | undefined;
+  /** The OS error code (`ENOSPC`, `EACCES`, ...) for `IO` errors. */
+  readonly osCode: string | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { path?: string; osCode?: string; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'DdmqError';
+    this.code = code;
+    this.path = options.path;
+    this.osCode = options.osCode;
+  }
+}
+
+export function isDdmqError(err: unknown, code?: ErrorCode): err is DdmqError {
+  return err instanceof DdmqError && (code === undefined || err.code === code);
+}

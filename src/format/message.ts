@@ -1,0 +1,179 @@
+/**
+ * The message file: one JSON object with the original tool's keys (SPEC §3). Unknown
+ * keys are kept, so a message read and written again loses nothing that another tool or
+ * a newer version stored in it.
+ */
+import { DdmqError } from './errors.js';
+import type { InFlightName, ReadyName } from './names.js';
+
+/** true/false: requeue or drop on nack and expiry; a number: requeue with that priority. */
+export type Requeue = boolean | number;
+
+/** The keys of SPEC §3, in the order we write them. */
+export const MESSAGE_KEYS = [
+  'message',
+  'queue',
+  'priority',
+  'queue_number',
+  'id',
+  'filename',
+  'timeout',
+  'requeue',
+  'requeue_counter',
+  'requeue_limit',
+] as const;
+const KNOWN = new Set<string>(MESSAGE_KEYS);
+
+export interface MessageFields {
+  /** The payload: a string, or any JSON value. */
+  message: unknown;
+  queue: string;
+  priority: number;
+  queueNumber: string;
+  id: string;
+  /** The file's name: the ready name when published, the in-flight name once consumed. */
+  filename: string;
+  /** This message's lease in seconds; null: the queue's `message_timeout`. */
+  timeout: number | null;
+  /** null: the queue's `requeue` setting decides. */
+  requeue: Requeue | null;
+  requeueCounter: number;
+  /** How many requeues are allowed; null: unlimited. */
+  requeueLimit: number | null;
+  /** Keys of the file that ddmq does not know, kept as they were. */
+  extra: Record<string, unknown>;
+}
+
+export class Message implements MessageFields {
+  message: unknown;
+  queue: string;
+  priority: number;
+  queueNumber: string;
+  id: string;
+  filename: string;
+  timeout: number | null;
+  requeue: Requeue | null;
+  requeueCounter: number;
+  requeueLimit: number | null;
+  extra: Record<string, unknown>;
+
+  constructor(fields: MessageFields) {
+    this.message = fields.message;
+    this.queue = fields.queue;
+    this.priority = fields.priority;
+    this.queueNumber = fields.queueNumber;
+    this.id = fields.id;
+    this.filename = fields.filename;
+    this.timeout = fields.timeout;
+    this.requeue = fields.requeue;
+    this.requeueCounter = fields.requeueCounter;
+    this.requeueLimit = fields.requeueLimit;
+    this.extra = fields.extra;
+  }
+
+  /** The payload as text: itself if it is a string, else its JSON. */
+  get text(): string {
+    return typeof this.message === 'string' ? this.message : JSON.stringify(this.message) ?? '';
+  }
+
+  /** The JSON object of the file, snake_case keys as on disk, unknown keys included. */
+  toJSON(): Record<string, unknown> {
+    return {
+      message: this.message,
+      queue: this.queue,
+      priority: this.priority,
+      queue_number: this.queueNumber,
+      id: this.id,
+      filename: this.filename,
+      timeout: this.timeout,
+      requeue: this.requeue,
+      requeue_counter: this.requeueCounter,
+      requeue_limit: this.requeueLimit,
+      ...this.extra,
+    };
+  }
+}
+
+export function encodeMessage(msg: Message): string {
+  return JSON.stringify(msg);
+}
+
+/**
+ * Decodes a message file. Keys the original always writes but that are missing here
+ * are taken from the file name and folder; keys of the wrong type make the file corrupt.
+ */
+export function decodeMessage(
+  text: string,
+  context: { queue: string; file: ReadyName | InFlightName; path: string },
+): Message {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw corrupt(context.path, `it is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw corrupt(context.path, 'it is not a JSON object');
+  }
+  const obj = data as Record<string, unknown>;
+  if (!('message' in obj)) throw corrupt(context.path, 'it has no "message" key');
+  const key = (name: string) => ({ path: context.path, name });
+
+  const extra = Object.fromEntries(Object.entries(obj).filter(([k]) => !KNOWN.has(k)));
+  const file = context.file;
+  return new Message({
+    message: obj.message,
+    queue: optional(obj.queue, key('queue'), isString, 'a string') ?? context.queue,
+    priority: optional(obj.priority, key('priority'), isCount, 'a non-negative integer') ?? safePriority(file, context.path),
+    queueNumber: queueNumberOf(obj.queue_number, key('queue_number')) ?? file.queueNumber,
+    id: optional(obj.id, key('id'), isString, 'a string') ?? file.id,
+    filename: optional(obj.filename, key('filename'), isString, 'a string') ?? file.name,
+    // The original treats a timeout of 0 as unset; so do we.
+    timeout: optional(obj.timeout, key('timeout'), isCount, 'a non-negative integer or null') || null,
+    requeue: optional(obj.requeue, key('requeue'), isRequeue, 'a boolean, a non-negative integer or null') ?? null,
+    requeueCounter: optional(obj.requeue_counter, key('requeue_counter'), isCount, 'a non-negative integer') ?? 0,
+    requeueLimit: optional(obj.requeue_limit, key('requeue_limit'), isCount, 'a non-negative integer or null') ?? null,
+    extra,
+  });
+}
+
+export function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isString(v: unknown): v is string {
+  return typeof v === 'string';
+}
+
+function isRequeue(v: unknown): v is Requeue {
+  return typeof v === 'boolean' || isCount(v);
+}
+
+function optional<T>(
+  value: unknown,
+  where: { path: string; name: string },
+  check: (v: unknown) => v is T,
+  expected: string,
+): T | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (check(value)) return value;
+  throw corrupt(where.path, `its "${where.name}" is ${JSON.stringify(value)}, expected ${expected}`);
+}
+
+function queueNumberOf(value: unknown, where: { path: string; name: string }): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  // Early versions of the original wrote it as a number.
+  if (isCount(value)) return String(value);
+  if (typeof value === 'string' && /^\d+$/.test(value)) return value;
+  throw corrupt(where.path, `its "queue_number" is ${JSON.stringify(value)}, expected a string of digits`);
+}
+
+function safePriority(file: ReadyName, path: string): number {
+  const p = Number(file.priority);
+  if (!Number.isSafeInteger(p)) throw corrupt(path, `its priority ${file.priority} is too large`);
+  return p;
+}
+
+function corrupt(path: string, why: string): DdmqError {
+  return new DdmqError('CORRUPT_MESSAGE', `corrupt message file ${path}: ${why}`, { path });
+}

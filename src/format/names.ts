@@ -1,0 +1,173 @@
+/**
+ * Queue names and message file names: checks, encoding, parsing and their order.
+ *
+ *   ready:     PRIO.QNUM.ddmqID
+ *   in flight: EXPIRY.PRIO.QNUM.ddmqID[TOKEN]     (in QUEUE/work/)
+ *
+ * Order is numeric: priority, then queue number read as "10 digits of whole seconds,
+ * the rest a fraction" (the original tool writes str(time.time()) without its dot, of
+ * varying length), then id. It is exact for digit strings of any length.
+ */
+import { randomUUID } from 'node:crypto';
+import { DdmqError } from './errors.js';
+
+export const MAX_QUEUE_NAME_LENGTH = 200;
+const QUEUE_NAME_RE = /^[A-Za-z0-9_-]+$/;
+const READY_RE = /^(\d+)\.(\d+)\.ddmq([A-Za-z0-9]+)$/;
+const IN_FLIGHT_RE = /^(\d+)\.(\d+)\.(\d+)\.ddmq([A-Za-z0-9]+)$/;
+const OUR_ID_RE = /^[0-9a-f]{32}/;
+/** The marker that makes a file name a message; temporary files never contain it. */
+export const MESSAGE_MARK = '.ddmq';
+/** The longest file name most file systems take. */
+const MAX_FILE_NAME_LENGTH = 255;
+
+/** Returns the name if it is a valid queue name, else throws INVALID_NAME. */
+export function checkQueueName(name: unknown): string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new DdmqError('INVALID_NAME', `invalid queue name ${describe(name)}: it must be a non-empty string`);
+  }
+  if (name.length > MAX_QUEUE_NAME_LENGTH) {
+    throw new DdmqError(
+      'INVALID_NAME',
+      `invalid queue name ${describe(name)}: it has ${name.length} characters, at most ${MAX_QUEUE_NAME_LENGTH} are allowed`,
+    );
+  }
+  if (!QUEUE_NAME_RE.test(name)) {
+    throw new DdmqError(
+      'INVALID_NAME',
+      `invalid queue name ${describe(name)}: only letters A-Z a-z, digits, '_' and '-' are allowed`,
+    );
+  }
+  return name;
+}
+
+export function isQueueName(name: string): boolean {
+  return name.length > 0 && name.length <= MAX_QUEUE_NAME_LENGTH && QUEUE_NAME_RE.test(name);
+}
+
+export interface ReadyName {
+  /** The file name itself. */
+  readonly name: string;
+  /** Priority as a digit string (may exceed Number.MAX_SAFE_INTEGER in foreign files). */
+  readonly priority: string;
+  readonly queueNumber: string;
+  readonly id: string;
+}
+
+export interface InFlightName extends ReadyName {
+  /** Epoch second at which the lease runs out. */
+  readonly expiry: number;
+  /** The part after the 32-digit id that makes this claim's name unique ('' if none). */
+  readonly token: string;
+}
+
+export function parseReadyName(name: string): ReadyName | null {
+  const m = READY_RE.exec(name);
+  if (m === null) return null;
+  return { name, priority: m[1]!, queueNumber: m[2]!, id: m[3]! };
+}
+
+export function parseInFlightName(name: string): InFlightName | null {
+  const m = IN_FLIGHT_RE.exec(name);
+  if (m === null) return null;
+  const idAndToken = m[4]!;
+  // Our ids are 32 lowercase hex digits and a claim token follows them. Ids written by
+  // others may have any length; then the whole rest is the id.
+  const ours = idAndToken.length > 32 && OUR_ID_RE.test(idAndToken);
+  return {
+    name,
+    expiry: Number(m[1]!),
+    priority: m[2]!,
+    queueNumber: m[3]!,
+    id: ours ? idAndToken.slice(0, 32) : idAndToken,
+    token: ours ? idAndToken.slice(32) : '',
+  };
+}
+
+export function readyFileName(priority: number | string, queueNumber: string, id: string): string {
+  return `${priority}.${queueNumber}${MESSAGE_MARK}${id}`;
+}
+
+export function inFlightFileName(
+  expiry: number,
+  ready: { priority: number | string; queueNumber: string; id: string },
+  token: string,
+): string {
+  return `${expiry}.${ready.priority}.${ready.queueNumber}${MESSAGE_MARK}${ready.id}${token}`;
+}
+
+/** The ready name an in-flight name was claimed from (same priority, number and id). */
+export function readyNameOf(inFlight: InFlightName): string {
+  return readyFileName(inFlight.priority, inFlight.queueNumber, inFlight.id);
+}
+
+export function isMessageName(name: string): boolean {
+  return name.includes(MESSAGE_MARK);
+}
+
+/**
+ * A string whose plain (code unit) order is the serving order of ready messages.
+ * Digit runs get a 3-digit length prefix after their leading zeros are cut, so shorter
+ * numbers sort first; the fraction of the queue number loses its trailing zeros and is
+ * followed by a space, which sorts below every digit, so 0.2 < 0.25 < 0.3.
+ */
+export function readySortKey(r: ReadyName): string {
+  const q = r.queueNumber;
+  const seconds = q.length > 10 ? q.slice(0, 10) : q;
+  let fraction = q.length > 10 ? q.slice(10) : '';
+  let end = fraction.length;
+  while (end > 0 && fraction.charCodeAt(end - 1) === 48) end--;
+  fraction = fraction.slice(0, end);
+  return `${numberKey(r.priority)}${numberKey(seconds)}.${fraction} ${r.id}`;
+}
+
+export function compareReady(a: ReadyName, b: ReadyName): number {
+  const ka = readySortKey(a);
+  const kb = readySortKey(b);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+function numberKey(digits: string): string {
+  let start = 0;
+  while (start < digits.length && digits.charCodeAt(start) === 48) start++;
+  const len = digits.length - start;
+  return (len < 10 ? '00' : len < 100 ? '0' : '') + len + digits.slice(start);
+}
+
+export type MessageNameKind = 'ready' | 'in-flight';
+
+/**
+ * Checks a message file name given by a user (ack, nack, del_msg): it must match a
+ * message pattern in full, which rules out '/', '..' and anything else that could leave
+ * the queue folder.
+ */
+export function checkMessageFileName(name: unknown, allowed: readonly MessageNameKind[]): MessageNameKind {
+  if (typeof name === 'string' && name.length <= MAX_FILE_NAME_LENGTH) {
+    if (allowed.includes('in-flight') && IN_FLIGHT_RE.test(name)) return 'in-flight';
+    if (allowed.includes('ready') && READY_RE.test(name)) return 'ready';
+  }
+  const patterns = allowed
+    .map((k) => (k === 'ready' ? 'PRIO.QNUM.ddmqID' : 'EXPIRY.PRIO.QNUM.ddmqID'))
+    .join(' or ');
+  throw new DdmqError(
+    'INVALID_NAME',
+    `invalid message file name ${describe(name)}: expected a bare file name like ${patterns} (digits, dots, letters)`,
+  );
+}
+
+/** A new message id: 32 lowercase hex digits (a random UUID without dashes). */
+export function newMessageId(): string {
+  return randomUUID().replace(/-/g, '');
+}
+
+/** A new claim token: 12 lowercase hex digits, so that no other claimer picks the same name. */
+export function newClaimToken(): string {
+  return randomUUID().slice(24);
+}
+
+/** Quotes a value for an error message, cutting it short and showing control characters. */
+export function describe(value: unknown): string {
+  if (typeof value !== 'string') return value === undefined ? 'undefined' : JSON.stringify(value) ?? String(value);
+  const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
+  return JSON.stringify(shown);
+}

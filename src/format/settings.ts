@@ -1,0 +1,120 @@
+/**
+ * Settings: defaults, overridden by ROOT/ddmq.yaml, overridden by QUEUE/ddmq.yaml,
+ * overridden by what one call passes. Known keys are checked for type and range;
+ * unknown keys are kept (another tool may use them) and otherwise ignored.
+ */
+import { DdmqError } from './errors.js';
+import { describe } from './names.js';
+
+export interface Settings {
+  /** Seconds a consumed message may stay unacknowledged before it expires. */
+  message_timeout: number;
+  /** Priority of a published message; lower is served first. */
+  priority: number;
+  /** Nacked and expired messages are requeued; false: they are dropped. */
+  requeue: boolean;
+  /** Priority that requeued messages get. */
+  requeue_prio: number;
+  /** Epoch second of the last clean by the original tool (a hint only; ddmq never writes it). */
+  cleaned: number;
+  /** fsync each message file before its rename and the folder after (slower, survives power loss). */
+  fsync: boolean;
+}
+
+export type SettingsLayer = Partial<Settings> & Record<string, unknown>;
+
+export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
+  message_timeout: 600,
+  priority: 999,
+  requeue: true,
+  requeue_prio: 0,
+  cleaned: 0,
+  fsync: false,
+});
+
+type Check = { test: (v: unknown) => boolean; expected: string };
+const positiveInt: Check = { test: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'a whole number of seconds, at least 1' };
+const count: Check = { test: (v) => Number.isSafeInteger(v) && (v as number) >= 0, expected: 'a non-negative whole number' };
+const bool: Check = { test: (v) => typeof v === 'boolean', expected: 'true or false' };
+const epoch: Check = { test: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, expected: 'a non-negative number' };
+
+const CHECKS: Record<keyof Settings, Check> = {
+  message_timeout: positiveInt,
+  priority: count,
+  requeue: bool,
+  requeue_prio: count,
+  cleaned: epoch,
+  fsync: bool,
+};
+
+export const SETTING_KEYS = Object.keys(CHECKS) as (keyof Settings)[];
+
+export function isSettingKey(key: string): key is keyof Settings {
+  return Object.hasOwn(CHECKS, key);
+}
+
+/** Checks a parsed settings object; `source` names the file or call it came from. */
+export function validateSettings(value: unknown, source: string): SettingsLayer {
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new DdmqError('INVALID_SETTING', `invalid settings in ${source}: expected a mapping of keys to values`, {
+      path: source,
+    });
+  }
+  const out: SettingsLayer = {};
+  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+    if (isSettingKey(key)) checkSetting(key, v, source);
+    Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+export function checkSetting(key: keyof Settings, value: unknown, source: string): void {
+  const check = CHECKS[key];
+  if (!check.test(value)) {
+    throw new DdmqError(
+      'INVALID_SETTING',
+      `invalid setting "${key}" in ${source}: expected ${check.expected}, got ${describe(value)}`,
+      { path: source },
+    );
+  }
+}
+
+/** Lays the layers over the defaults, later over earlier; undefined values do not count. */
+export function layerSettings(...layers: (SettingsLayer | undefined)[]): Settings {
+  const out: Settings = { ...DEFAULT_SETTINGS };
+  for (const layer of layers) {
+    if (!layer) continue;
+    for (const key of SETTING_KEYS) {
+      const v = layer[key];
+      if (v !== undefined) (out as unknown as Record<string, unknown>)[key] = v;
+    }
+  }
+  return out;
+}
+
+/**
+ * Parses a ddmq.yaml text. Empty and "{}" files, the common case, skip the YAML parser
+ * (and its load time). YAML 1.1 is used, as by the original's PyYAML, so `yes`/`no` are
+ * booleans; aliases are capped, so a "billion laughs" file is an error, not a hang.
+ */
+export async function parseSettingsText(text: string, source: string): Promise<SettingsLayer> {
+  const trimmed = text.trim();
+  if (trimmed === '' || trimmed === '{}') return {};
+  const { parse } = await import('yaml');
+  let value: unknown;
+  try {
+    value = parse(text, { version: '1.1', maxAliasCount: 100, uniqueKeys: true, prettyErrors: true });
+  } catch (err) {
+    const why = ((err as Error).message ?? String(err)).split('\n')[0];
+    throw new DdmqError('INVALID_SETTING', `cannot parse ${source} as YAML: ${why}`, { path: source, cause: err });
+  }
+  return validateSettings(value, source);
+}
+
+/** The YAML text of a settings layer; an empty layer is "{}" so that it parses to a mapping. */
+export async function stringifySettings(layer: SettingsLayer): Promise<string> {
+  if (Object.keys(layer).length === 0) return '{}\n';
+  const { stringify } = await import('yaml');
+  return stringify(layer);
+}

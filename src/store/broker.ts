@@ -1,0 +1,394 @@
+/**
+ * One root folder of queues. Opening it checks that it is initialised (ROOT/ddmq.yaml);
+ * with `create` it is made, and so are missing queues that are published to or consumed
+ * from.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { DdmqError, isDdmqError } from '../format/errors.js';
+import type { Message } from '../format/message.js';
+import { checkQueueName, isMessageName, isQueueName } from '../format/names.js';
+import {
+  checkSetting,
+  isSettingKey,
+  layerSettings,
+  parseSettingsText,
+  type Settings,
+  type SettingsLayer,
+  stringifySettings,
+} from '../format/settings.js';
+import {
+  ensureDir,
+  errnoOf,
+  exists,
+  ioError,
+  isNfsSillyRename,
+  listIfExists,
+  readTextIfExists,
+  removeDirRetrying,
+  TEMP_PREFIX,
+  unlinkIfExists,
+  writeFileAtomic,
+} from './fsx.js';
+import {
+  type CleanOptions,
+  type CleanResult,
+  type ConsumeOptions,
+  CORRUPT_DIR,
+  type NackOptions,
+  type NackResult,
+  type PublishOptions,
+  Queue,
+  type QueueCounts,
+  type QueueHost,
+  queueMissing,
+  SETTINGS_FILE,
+  WORK_DIR,
+} from './queue.js';
+
+export interface BrokerOptions {
+  /** Create the root, and queues on publish/consume, when they are missing. */
+  create?: boolean;
+  /** Force fsync on or off, over the `fsync` setting. */
+  fsync?: boolean;
+  /**
+   * Milliseconds a consumer may serve from its cached listing before it lists the folder
+   * again (default 1000). The real interval is max(this, 10 × the last listing's time).
+   */
+  listingInterval?: number;
+  /** Milliseconds between the automatic cleans that consume does (default 60000). */
+  cleanInterval?: number;
+  /** Milliseconds settings files are cached (default 2000). */
+  settingsTtl?: number;
+  /** Called with corrupt files moved aside and other problems that do not stop the call. */
+  onWarning?: (warning: DdmqError) => void;
+  /** Called with what the broker does, for -v/-d output. */
+  log?: (level: 'info' | 'debug', text: string) => void;
+  /** Epoch milliseconds (tests replace it to move time). */
+  now?: () => number;
+}
+
+interface CachedLayer {
+  layer: SettingsLayer;
+  readAt: number;
+}
+
+export class Broker implements QueueHost {
+  readonly root: string;
+  readonly create: boolean;
+  readonly fsync: boolean | undefined;
+  readonly listingInterval: number;
+  readonly cleanInterval: number;
+  private readonly settingsTtl: number;
+  private readonly onWarning: (warning: DdmqError) => void;
+  private readonly logger: ((level: 'info' | 'debug', text: string) => void) | undefined;
+  private readonly clock: () => number;
+  private readonly queues = new Map<string, Queue>();
+  /** Settings files by queue name; '' is the root's. */
+  private readonly layers = new Map<string, CachedLayer>();
+
+  private constructor(root: string, options: BrokerOptions) {
+    this.root = root;
+    this.create = options.create ?? false;
+    this.fsync = options.fsync;
+    this.listingInterval = options.listingInterval ?? 1000;
+    this.cleanInterval = options.cleanInterval ?? 60_000;
+    this.settingsTtl = options.settingsTtl ?? 2000;
+    this.onWarning = options.onWarning ?? ((w) => process.emitWarning(w.message, { code: w.code }));
+    this.logger = options.log;
+    this.clock = options.now ?? Date.now;
+  }
+
+  /** Opens the root; ROOT_MISSING or ROOT_UNINITIALISED unless `create` is set. */
+  static async open(root: string, options: BrokerOptions = {}): Promise<Broker> {
+    if (typeof root !== 'string' || root.length === 0 || root.includes('\0')) {
+      throw new DdmqError('INVALID_ARGUMENT', `invalid root folder ${JSON.stringify(root)}`);
+    }
+    const broker = new Broker(root, options);
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(root);
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw ioError(err, 'open root folder', root);
+      if (!broker.create) {
+        throw new DdmqError('ROOT_MISSING', `root folder ${root} does not exist (create it with -f / { create: true })`, {
+          path: root,
+        });
+      }
+      try {
+        fs.mkdirSync(root, { recursive: true });
+      } catch (mkErr) {
+        throw ioError(mkErr, 'create root folder', root);
+      }
+      stat = fs.statSync(root);
+    }
+    if (!stat.isDirectory()) {
+      throw new DdmqError('ROOT_MISSING', `root ${root} is not a folder`, { path: root });
+    }
+    if (!exists(join(root, SETTINGS_FILE))) {
+      if (!broker.create) {
+        throw new DdmqError(
+          'ROOT_UNINITIALISED',
+          `root folder ${root} is not initialised: it has no ${SETTINGS_FILE} (initialise it with -f / { create: true })`,
+          { path: root },
+        );
+      }
+      writeFileAtomic(root, SETTINGS_FILE, '', { fsync: false });
+    }
+    await broker.layer('');
+    return broker;
+  }
+
+  now(): number {
+    return this.clock();
+  }
+
+  warn(warning: DdmqError): void {
+    this.onWarning(warning);
+  }
+
+  log(level: 'info' | 'debug', text: string): void {
+    this.logger?.(level, text);
+  }
+
+  // ---- settings ---------------------------------------------------------------------
+
+  /** The settings in force for a queue (defaults < root < queue), or for the root. */
+  async settings(queue?: string): Promise<Settings> {
+    const root = await this.layer('');
+    if (queue === undefined) return layerSettings(root);
+    return layerSettings(root, await this.layer(checkQueueName(queue)));
+  }
+
+  /** What one settings file says, read now: the root's, or a queue's. */
+  async readSettingsFile(queue?: string): Promise<SettingsLayer> {
+    return this.layer(queue === undefined ? '' : checkQueueName(queue), true);
+  }
+
+  /**
+   * Changes settings in the root's or a queue's ddmq.yaml, written atomically. A value of
+   * null removes the key, so that the layer above applies again. Returns the new file.
+   */
+  async setSettings(queue: string | undefined, changes: Record<string, unknown>): Promise<SettingsLayer> {
+    const key = queue === undefined ? '' : checkQueueName(queue);
+    const source = key === '' ? 'the root settings' : `the settings of queue ${key}`;
+    for (const [k, v] of Object.entries(changes)) if (isSettingKey(k) && v !== null) checkSetting(k, v, source);
+    const next: SettingsLayer = { ...(await this.layer(key, true)) };
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === null || v === undefined) delete next[k];
+      else Object.defineProperty(next, k, { value: v, enumerable: true, writable: true, configurable: true });
+    }
+    const dir = key === '' ? this.root : join(this.root, key);
+    writeFileAtomic(dir, SETTINGS_FILE, await stringifySettings(next), { fsync: this.fsync ?? false });
+    this.layers.set(key, { layer: next, readAt: this.now() });
+    return next;
+  }
+
+  private async layer(queue: string, fresh = false): Promise<SettingsLayer> {
+    const cached = this.layers.get(queue);
+    const now = this.now();
+    if (!fresh && cached && now - cached.readAt < this.settingsTtl) return cached.layer;
+    const path = join(this.root, queue, SETTINGS_FILE);
+    const text = readTextIfExists(path);
+    if (text === null) {
+      this.layers.delete(queue);
+      if (queue === '') {
+        throw new DdmqError('ROOT_UNINITIALISED', `root folder ${this.root} is not initialised: ${path} is gone`, {
+          path,
+        });
+      }
+      throw queueMissing(queue, join(this.root, queue));
+    }
+    const layer = await parseSettingsText(text, path);
+    this.layers.set(queue, { layer, readAt: now });
+    return layer;
+  }
+
+  // ---- queues -----------------------------------------------------------------------
+
+  /** The names of the queues in the root (folders with a ddmq.yaml), sorted. */
+  async listQueues(): Promise<string[]> {
+    const names = listIfExists(this.root);
+    if (names === null) throw new DdmqError('ROOT_MISSING', `root folder ${this.root} does not exist`, { path: this.root });
+    return names.filter((n) => isQueueName(n) && isFile(join(this.root, n, SETTINGS_FILE))).sort();
+  }
+
+  async queueExists(name: string): Promise<boolean> {
+    return isFile(join(this.root, checkQueueName(name), SETTINGS_FILE));
+  }
+
+  /**
+   * Creates a queue; false if it existed (its settings are then left alone). Its
+   * ddmq.yaml holds only the given settings that differ from the root's, so that later
+   * changes to the root reach it.
+   */
+  async createQueue(name: string, settings: Partial<Settings> = {}): Promise<boolean> {
+    checkQueueName(name);
+    for (const [k, v] of Object.entries(settings)) if (isSettingKey(k)) checkSetting(k, v, `the settings for queue ${name}`);
+    const dir = join(this.root, name);
+    if (isFile(join(dir, SETTINGS_FILE))) return false;
+    const inherited = await this.settings();
+    const own: SettingsLayer = {};
+    for (const [k, v] of Object.entries(settings)) {
+      if (v !== undefined && (!isSettingKey(k) || inherited[k] !== v)) Object.assign(own, { [k]: v });
+    }
+    ensureDir(dir);
+    ensureDir(join(dir, WORK_DIR));
+    // The marker goes last: a queue with a ddmq.yaml is complete.
+    writeFileAtomic(dir, SETTINGS_FILE, await stringifySettings(own), { fsync: this.fsync ?? false });
+    this.log('info', `created queue ${name}`);
+    return true;
+  }
+
+  /**
+   * Deletes a queue and all its messages. Refuses (FOREIGN_FILES) before deleting anything
+   * if the folder holds files ddmq did not write.
+   */
+  async deleteQueue(name: string): Promise<void> {
+    checkQueueName(name);
+    const dir = join(this.root, name);
+    if (!isFile(join(dir, SETTINGS_FILE))) throw queueMissing(name, dir);
+    const subdirs = [join(dir, WORK_DIR), join(dir, CORRUPT_DIR)];
+    const foreign = [
+      ...(listIfExists(dir) ?? []).filter((n) => !isOurs(n) && n !== WORK_DIR && n !== CORRUPT_DIR).map((n) => join(dir, n)),
+      ...subdirs.flatMap((d) => (listIfExists(d) ?? []).filter((n) => !isOurs(n)).map((n) => join(d, n))),
+    ];
+    if (foreign.length > 0) {
+      const shown = foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? `, and ${foreign.length - 5} more` : '');
+      throw new DdmqError(
+        'FOREIGN_FILES',
+        `not deleting queue ${name}: it holds files ddmq did not write (${shown}); move them away first`,
+        { path: dir },
+      );
+    }
+    // The marker goes first, so that other clients stop using the queue.
+    unlinkIfExists(join(dir, SETTINGS_FILE));
+    this.queues.delete(name);
+    this.layers.delete(name);
+    for (let attempt = 1; ; attempt++) {
+      for (const d of [...subdirs, dir]) {
+        for (const n of listIfExists(d) ?? []) if (isOurs(n) && !isNfsSillyRename(n)) unlinkIfExists(join(d, n));
+      }
+      try {
+        for (const d of subdirs) await removeDirRetrying(d);
+        await removeDirRetrying(dir);
+        break;
+      } catch (err) {
+        // A client that published while we deleted left a new file: go round again.
+        if (attempt >= 5 || (isDdmqError(err, 'IO') && err.osCode !== 'ENOTEMPTY')) throw err;
+      }
+    }
+    this.log('info', `deleted queue ${name}`);
+  }
+
+  /** The Queue object for a name, checked to exist (or created, with `create`). */
+  async queue(name: string): Promise<Queue> {
+    checkQueueName(name);
+    let q = this.queues.get(name);
+    if (q) return q;
+    try {
+      await this.layer(name);
+    } catch (err) {
+      if (!this.create || !isDdmqError(err, 'QUEUE_MISSING')) throw err;
+      await this.createQueue(name);
+      await this.layer(name);
+    }
+    q = new Queue(this, name);
+    this.queues.set(name, q);
+    return q;
+  }
+
+  // ---- messages ---------------------------------------------------------------------
+
+  /** Publishes a message (a string or any JSON value) and returns it as written. */
+  async publish(queue: string, body: unknown, options?: PublishOptions): Promise<Message> {
+    return (await this.queue(queue)).publish(body, options);
+  }
+
+  /** Takes up to `n` ready messages in order into work/; [] if there are none. */
+  async consume(queue: string, options?: ConsumeOptions): Promise<Message[]> {
+    return (await this.queue(queue)).consume(options);
+  }
+
+  /** Takes the next ready message; null if there is none. */
+  async consumeOne(queue: string, options?: Omit<ConsumeOptions, 'n'>): Promise<Message | null> {
+    return (await this.consume(queue, { ...options, n: 1 }))[0] ?? null;
+  }
+
+  /** Acknowledges a consumed message (deletes it): `ack(msg)` or `ack(queue, filename)`. */
+  async ack(target: Message | string, filename?: string): Promise<void> {
+    const [queue, name] = this.target(target, filename);
+    (await this.queue(queue)).ack(name);
+  }
+
+  /** Negatively acknowledges: `nack(msg, options?)` or `nack(queue, filename, options?)`. */
+  async nack(target: Message | string, filenameOrOptions?: string | NackOptions, options?: NackOptions): Promise<NackResult> {
+    const filename = typeof filenameOrOptions === 'string' ? filenameOrOptions : undefined;
+    const opts = typeof filenameOrOptions === 'object' ? filenameOrOptions : options;
+    const [queue, name] = this.target(target, filename);
+    return (await this.queue(queue)).nack(name, opts);
+  }
+
+  /**
+   * Renews a lease to `seconds` from now: `extend(msg, seconds)` (msg.filename is updated)
+   * or `extend(queue, filename, seconds)`. Returns the new in-flight file name.
+   */
+  async extend(target: Message | string, filenameOrSeconds: string | number, seconds?: number): Promise<string> {
+    if (typeof target === 'string') {
+      return (await this.queue(target)).extend(String(filenameOrSeconds), seconds ?? NaN);
+    }
+    return (await this.queue(target.queue)).extend(target, Number(filenameOrSeconds));
+  }
+
+  /** Deletes one message, ready or in flight, by file name; returns its path. */
+  async deleteMessage(queue: string, filename: string): Promise<string> {
+    return (await this.queue(queue)).deleteMessage(filename);
+  }
+
+  /** Deletes every message of a queue, ready and in flight. */
+  async purge(queue: string): Promise<{ queue: string; ready: number; inFlight: number }> {
+    return (await this.queue(queue)).purge();
+  }
+
+  /** Requeues expired messages of one queue, or of every queue. */
+  async clean(queue?: string, options?: CleanOptions): Promise<CleanResult[]> {
+    const names = queue === undefined ? await this.listQueues() : [queue];
+    const results: CleanResult[] = [];
+    for (const name of names) results.push(await (await this.queue(name)).clean(options));
+    return results;
+  }
+
+  /** Ready, in-flight, expired and corrupt counts of one queue, or of every queue. */
+  async counts(queue?: string): Promise<QueueCounts[]> {
+    const names = queue === undefined ? await this.listQueues() : [queue];
+    const out: QueueCounts[] = [];
+    for (const name of names) out.push((await this.queue(name)).counts());
+    return out;
+  }
+
+  private target(target: Message | string, filename: string | undefined): [string, string | Message] {
+    if (typeof target === 'string') {
+      if (filename === undefined) throw new DdmqError('INVALID_ARGUMENT', 'a message file name is needed with a queue name');
+      return [target, filename];
+    }
+    return [target.queue, target];
+  }
+}
+
+function isOurs(name: string): boolean {
+  return (
+    isMessageName(name) ||
+    name === SETTINGS_FILE ||
+    name === `${SETTINGS_FILE}.intermediate` ||
+    name.startsWith(TEMP_PREFIX) ||
+    isNfsSillyRename(name)
+  );
+}
+
+function isFile(path: string): boolean {
+  try {
+    return fs.statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,599 @@
+/**
+ * One queue: a folder of ready messages, `work/` of messages in flight, and `corrupt/`
+ * where unreadable message files are moved aside for a person to look at.
+ *
+ * Every claim (consume, a cleaner or nack taking an in-flight file, a lease extension)
+ * is one rename to a name that carries a fresh random token, so no two claimers can
+ * choose the same target; of two racing renames of one file exactly one finds it.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { DdmqError, isDdmqError } from '../format/errors.js';
+import { decodeMessage, encodeMessage, isCount, Message, MESSAGE_KEYS, type Requeue } from '../format/message.js';
+import {
+  checkMessageFileName,
+  type InFlightName,
+  inFlightFileName,
+  isMessageName,
+  newClaimToken,
+  newMessageId,
+  parseInFlightName,
+  parseReadyName,
+  type ReadyName,
+  readyFileName,
+  readySortKey,
+} from '../format/names.js';
+import { queueNumbers } from '../format/queue-number.js';
+import { checkSetting, type Settings, type SettingsLayer } from '../format/settings.js';
+import {
+  claimRename,
+  ensureDir,
+  errnoOf,
+  ioError,
+  listIfExists,
+  readTextIfExists,
+  retryStale,
+  TEMP_PREFIX,
+  unlinkIfExists,
+  writeFileAtomic,
+} from './fsx.js';
+
+export const WORK_DIR = 'work';
+export const CORRUPT_DIR = 'corrupt';
+export const SETTINGS_FILE = 'ddmq.yaml';
+
+/** Seconds a cleaner or nack holds an in-flight file it claimed while it requeues it. */
+const REQUEUE_CLAIM_SECONDS = 60;
+/** A message file that does not parse and changed this recently may still be being written. */
+const FRESH_WRITE_MS = 10_000;
+
+export interface QueueHost {
+  readonly root: string;
+  /** The queue's settings, layered and cached by the broker. */
+  settings(queue: string): Promise<Settings>;
+  readonly fsync: boolean | undefined;
+  /** Milliseconds between listings while a consumer still has names in hand (the floor). */
+  readonly listingInterval: number;
+  readonly cleanInterval: number;
+  warn(err: DdmqError): void;
+  log(level: 'info' | 'debug', text: string): void;
+  /** Epoch milliseconds; replaceable in tests. */
+  now(): number;
+}
+
+export interface PublishOptions {
+  /** Lower is served first; default: the `priority` setting. */
+  priority?: number;
+  /** This message's lease in seconds; default: the queue's `message_timeout`. */
+  timeout?: number | null;
+  /** Requeue on nack and expiry; default: the `requeue` setting. */
+  requeue?: boolean;
+  /** Priority when requeued; implies requeue; default: the `requeue_prio` setting. */
+  requeuePrio?: number;
+  /** How many requeues are allowed; default: unlimited. */
+  requeueLimit?: number | null;
+  /** Extra keys stored in the message file (ignored by the original tool). */
+  extra?: Record<string, unknown>;
+}
+
+export interface ConsumeOptions {
+  /** How many messages to take at most (default 1). */
+  n?: number;
+  /** Lease in seconds for these messages, over the message's own and the queue's. */
+  timeout?: number;
+  /** Do not clean expired messages first. */
+  skipCleaning?: boolean;
+}
+
+export interface NackOptions {
+  /** true: requeue whatever the settings and limit say; false: drop. Default: as the settings say. */
+  requeue?: boolean;
+}
+
+export interface NackResult {
+  action: 'requeued' | 'dropped';
+  /** The ready file name of the requeued message. */
+  filename?: string;
+}
+
+export interface CleanOptions {
+  /** Remove our temporary files older than this many seconds (default 3600). */
+  tempGrace?: number;
+}
+
+export interface CleanResult {
+  queue: string;
+  requeued: number;
+  dropped: number;
+  corrupt: number;
+  tempsRemoved: number;
+}
+
+export interface QueueCounts {
+  queue: string;
+  ready: number;
+  inFlight: number;
+  /** In flight with a lease that has run out (requeued by the next clean). */
+  expired: number;
+  corrupt: number;
+}
+
+interface Candidate {
+  key: string;
+  file: ReadyName;
+}
+
+export class Queue {
+  readonly name: string;
+  readonly dir: string;
+  readonly workDir: string;
+  readonly corruptDir: string;
+
+  // The cached, sorted listing that consume claims from, and where in it we are.
+  private listing: Candidate[] = [];
+  private cursor = 0;
+  private listedAt = -Infinity;
+  private listingCost = 0;
+  /** Files that did not parse but were fresh, put back until the given time. */
+  private readonly deferred = new Map<string, number>();
+  private lastCleaned = -Infinity;
+  /** Claims this queue object lost to other clients (a measure of contention). */
+  lostClaims = 0;
+
+  constructor(
+    private readonly host: QueueHost,
+    name: string,
+  ) {
+    this.name = name;
+    this.dir = join(host.root, name);
+    this.workDir = join(this.dir, WORK_DIR);
+    this.corruptDir = join(this.dir, CORRUPT_DIR);
+  }
+
+  settings(): Promise<Settings> {
+    return this.host.settings(this.name);
+  }
+
+  private async fsync(): Promise<boolean> {
+    return this.host.fsync ?? (await this.settings()).fsync;
+  }
+
+  // ---- publish ----------------------------------------------------------------------
+
+  async publish(body: unknown, options: PublishOptions = {}): Promise<Message> {
+    const settings = await this.settings();
+    checkPublishOptions(options);
+    const text = body === undefined ? '' : body;
+    const requeue: Requeue = options.requeuePrio ?? options.requeue ?? settings.requeue;
+    const msg = new Message({
+      message: text,
+      queue: this.name,
+      priority: options.priority ?? settings.priority,
+      queueNumber: queueNumbers.next(),
+      id: newMessageId(),
+      filename: '',
+      timeout: options.timeout ?? null,
+      requeue,
+      requeueCounter: 0,
+      requeueLimit: options.requeueLimit ?? null,
+      extra: copyExtra(options.extra),
+    });
+    msg.filename = readyFileName(msg.priority, msg.queueNumber, msg.id);
+    this.write(msg, await this.fsync());
+    this.host.log('debug', `published ${this.name}/${msg.filename}`);
+    return msg;
+  }
+
+  private write(msg: Message, fsync: boolean): void {
+    let data: string;
+    try {
+      data = encodeMessage(msg);
+    } catch (err) {
+      throw new DdmqError('INVALID_ARGUMENT', `the message cannot be written as JSON: ${(err as Error).message}`);
+    }
+    try {
+      writeFileAtomic(this.dir, msg.filename, data, { fsync });
+    } catch (err) {
+      throw this.missingOr(err);
+    }
+    // A message this process writes ahead of its own next cached name must not wait for
+    // the next listing to be served.
+    const next = this.listing[this.cursor];
+    if (next !== undefined && readySortKey(parseReadyName(msg.filename)!) < next.key) this.forgetListing();
+  }
+
+  // ---- consume ----------------------------------------------------------------------
+
+  async consume(options: ConsumeOptions = {}): Promise<Message[]> {
+    const n = options.n ?? 1;
+    if (!Number.isSafeInteger(n) || n < 1) throw invalid('n', n, 'a whole number, at least 1');
+    if (options.timeout !== undefined && !(Number.isSafeInteger(options.timeout) && options.timeout >= 1)) {
+      throw invalid('timeout', options.timeout, 'a whole number of seconds, at least 1');
+    }
+    const settings = await this.settings();
+    if (!options.skipCleaning) await this.cleanIfDue(settings);
+
+    const out: Message[] = [];
+    let claimedSinceListing = 1; // lets the first pass list once if the cache is empty
+    while (out.length < n) {
+      const candidate = this.nextCandidate(claimedSinceListing > 0);
+      if (candidate === 'exhausted') break;
+      if (candidate === 'relisted') {
+        claimedSinceListing = 0;
+        continue;
+      }
+      const msg = this.claimReady(candidate.file, options.timeout ?? settings.message_timeout, options.timeout);
+      if (msg) {
+        out.push(msg);
+        claimedSinceListing++;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The next name to try from the cached listing. The folder is listed again when the
+   * listing is used up, or when it is older than max(listingInterval, 10 × what the last
+   * listing took), so that listing costs at most about a tenth of the time however deep
+   * the queue is. 'exhausted' when a fresh listing gave nothing that could be claimed.
+   */
+  private nextCandidate(mayRelist: boolean): Candidate | 'relisted' | 'exhausted' {
+    const now = this.host.now();
+    const maxAge = Math.max(this.host.listingInterval, 10 * this.listingCost);
+    if (now - this.listedAt <= maxAge) {
+      while (this.cursor < this.listing.length) {
+        const c = this.listing[this.cursor++]!;
+        const until = this.deferred.get(c.file.name);
+        if (until === undefined) return c;
+        if (until <= now) {
+          this.deferred.delete(c.file.name);
+          return c;
+        }
+      }
+      if (!mayRelist) return 'exhausted';
+    }
+    this.relist();
+    return this.listing.length === 0 ? 'exhausted' : 'relisted';
+  }
+
+  private relist(): void {
+    const started = performance.now();
+    const names = this.list(this.dir);
+    const listing: Candidate[] = [];
+    for (const name of names) {
+      if (!isMessageName(name)) continue;
+      const file = parseReadyName(name);
+      if (file !== null) listing.push({ key: readySortKey(file), file });
+    }
+    listing.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    this.listing = listing;
+    this.cursor = 0;
+    this.listedAt = this.host.now();
+    this.listingCost = performance.now() - started;
+    this.host.log('debug', `listed ${this.name}: ${listing.length} ready in ${this.listingCost.toFixed(1)} ms`);
+  }
+
+  /** Drops the cached listing, so that the next consume lists the folder. */
+  forgetListing(): void {
+    this.listing = [];
+    this.cursor = 0;
+  }
+
+  /** Takes one ready file: rename into work/ first, read after. null if it was lost or unusable. */
+  private claimReady(file: ReadyName, lease: number, callTimeout: number | undefined): Message | null {
+    const nowSec = Math.floor(this.host.now() / 1000);
+    let inFlight = inFlightFileName(nowSec + lease, file, newClaimToken());
+    if (!this.claim(join(this.dir, file.name), inFlight)) {
+      this.lostClaims++;
+      return null;
+    }
+    const msg = this.readClaimed(inFlight, file);
+    if (msg === null) return null;
+    // The message's own lease applies when the call did not set one; it is only known now.
+    if (callTimeout === undefined && msg.timeout !== null && msg.timeout !== lease) {
+      const renewed = inFlightFileName(nowSec + msg.timeout, file, newClaimToken());
+      if (!this.claim(join(this.workDir, inFlight), renewed)) return null;
+      inFlight = renewed;
+    }
+    msg.filename = inFlight;
+    this.host.log('debug', `consumed ${this.name}/${inFlight}`);
+    return msg;
+  }
+
+  private claim(src: string, inFlightName: string): boolean {
+    try {
+      return claimRename(src, join(this.workDir, inFlightName));
+    } catch (err) {
+      // work/ itself may be gone (deleted by hand): make it again and try once more.
+      if (errnoOf((err as { cause?: unknown }).cause) === 'ENOENT' && fs.existsSync(this.dir)) {
+        ensureDir(this.workDir);
+        return claimRename(src, join(this.workDir, inFlightName));
+      }
+      throw this.missingOr(err);
+    }
+  }
+
+  /**
+   * Reads a file this client just claimed into work/. A file that does not parse is put
+   * back if it changed in the last seconds (the original tool writes in place, so it may
+   * be half written), and otherwise moved to corrupt/ and reported.
+   */
+  private readClaimed(inFlight: string, ready: ReadyName): Message | null {
+    const path = join(this.workDir, inFlight);
+    const text = readTextIfExists(path);
+    if (text === null) return null;
+    try {
+      return decodeMessage(text, { queue: this.name, file: parseInFlightName(inFlight) ?? ready, path });
+    } catch (err) {
+      if (!isDdmqError(err, 'CORRUPT_MESSAGE')) throw err;
+      const now = this.host.now();
+      const mtime = statMtime(path);
+      if (mtime !== null && now - mtime < FRESH_WRITE_MS) {
+        if (claimRename(path, join(this.dir, ready.name))) this.deferred.set(ready.name, mtime + FRESH_WRITE_MS);
+        return null;
+      }
+      this.moveAside(path, inFlight, err);
+      return null;
+    }
+  }
+
+  private moveAside(path: string, name: string, err: DdmqError): void {
+    ensureDir(this.corruptDir);
+    const target = join(this.corruptDir, name);
+    claimRename(path, target);
+    this.host.warn(
+      new DdmqError('CORRUPT_MESSAGE', `${err.message}; moved to ${target}`, { path: target, cause: err }),
+    );
+  }
+
+  // ---- ack, nack, extend ------------------------------------------------------------
+
+  /** Deletes an in-flight message. NOT_IN_FLIGHT if its lease was lost. */
+  ack(target: Message | string): void {
+    const name = this.inFlightNameOf(target);
+    let gone: boolean;
+    try {
+      gone = unlinkIfExists(join(this.workDir, name));
+    } catch (err) {
+      throw this.missingOr(err);
+    }
+    if (!gone) throw notInFlight(this.name, name);
+    this.host.log('debug', `acked ${this.name}/${name}`);
+  }
+
+  /** Requeues or drops an in-flight message, by the options, the message and the settings. */
+  async nack(target: Message | string, options: NackOptions = {}): Promise<NackResult> {
+    const name = this.inFlightNameOf(target);
+    if (options.requeue === false) {
+      if (!unlinkIfExists(join(this.workDir, name))) throw notInFlight(this.name, name);
+      return { action: 'dropped' };
+    }
+    const file = parseInFlightName(name)!;
+    const claimed = this.claimInFlight(file, REQUEUE_CLAIM_SECONDS);
+    if (claimed === null) throw notInFlight(this.name, name);
+    let msg: Message | null;
+    if (typeof target === 'string') {
+      msg = this.readClaimed(claimed, file);
+      if (msg === null) throw new DdmqError('CORRUPT_MESSAGE', `message ${this.name}/${name} could not be read`);
+    } else {
+      msg = target;
+    }
+    return this.requeueOrDrop(msg, claimed, options.requeue === true, await this.settings());
+  }
+
+  /** Renews a lease: the in-flight file is renamed to a later expiry. Returns its new name. */
+  extend(target: Message | string, seconds: number): string {
+    if (!Number.isSafeInteger(seconds) || seconds < 1) throw invalid('seconds', seconds, 'a whole number, at least 1');
+    const name = this.inFlightNameOf(target);
+    const renamed = this.claimInFlight(parseInFlightName(name)!, seconds);
+    if (renamed === null) throw notInFlight(this.name, name);
+    if (typeof target !== 'string') target.filename = renamed;
+    this.host.log('debug', `extended ${this.name}/${name} to ${renamed}`);
+    return renamed;
+  }
+
+  /** Renames an in-flight file to a fresh claim of it with a lease of `seconds`; null if gone. */
+  private claimInFlight(file: InFlightName, seconds: number): string | null {
+    const nowSec = Math.floor(this.host.now() / 1000);
+    const renamed = inFlightFileName(nowSec + seconds, file, newClaimToken());
+    return this.claim(join(this.workDir, file.name), renamed) ? renamed : null;
+  }
+
+  /**
+   * The second half of nack and expiry: the claimed in-flight file is replaced by a new
+   * ready file (written first, so a crash in between duplicates but never loses it), or
+   * dropped when it must not be requeued.
+   */
+  private requeueOrDrop(msg: Message, claimed: string, force: boolean, settings: Settings): NackResult {
+    const claimedPath = join(this.workDir, claimed);
+    const wanted = msg.requeue ?? settings.requeue;
+    const withinLimit = msg.requeueLimit === null || msg.requeueCounter < msg.requeueLimit;
+    if (!force && (wanted === false || !withinLimit)) {
+      unlinkIfExists(claimedPath);
+      this.host.log('info', `dropped ${this.name}/${claimed}${withinLimit ? '' : ' (requeue limit reached)'}`);
+      return { action: 'dropped' };
+    }
+    const again = new Message({
+      ...msg,
+      priority: typeof msg.requeue === 'number' ? msg.requeue : settings.requeue_prio,
+      queueNumber: queueNumbers.next(),
+      requeueCounter: msg.requeueCounter + 1,
+      filename: '',
+      extra: { ...msg.extra },
+    });
+    again.filename = readyFileName(again.priority, again.queueNumber, again.id);
+    this.write(again, this.host.fsync ?? settings.fsync);
+    unlinkIfExists(claimedPath);
+    this.host.log('info', `requeued ${this.name}/${claimed} as ${again.filename}`);
+    return { action: 'requeued', filename: again.filename };
+  }
+
+  private inFlightNameOf(target: Message | string): string {
+    const name = typeof target === 'string' ? target : target.filename;
+    checkMessageFileName(name, ['in-flight']);
+    return name;
+  }
+
+  // ---- clean, purge, delete, counts -------------------------------------------------
+
+  private async cleanIfDue(settings: Settings): Promise<void> {
+    const now = this.host.now();
+    const last = Math.max(this.lastCleaned, settings.cleaned * 1000);
+    if (now - last >= this.host.cleanInterval) await this.clean();
+  }
+
+  /**
+   * Requeues (or drops, at their limit) the in-flight messages whose lease ran out. Each is
+   * first claimed by a rename to a fresh name with a short lease of its own: of two
+   * cleaners only the one whose rename wins requeues it. Also removes temporary files
+   * that writers killed mid-write left behind.
+   */
+  async clean(options: CleanOptions = {}): Promise<CleanResult> {
+    const settings = await this.settings();
+    const result: CleanResult = { queue: this.name, requeued: 0, dropped: 0, corrupt: 0, tempsRemoved: 0 };
+    const nowSec = Math.floor(this.host.now() / 1000);
+    this.lastCleaned = this.host.now();
+    for (const name of this.list(this.workDir)) {
+      const file = isMessageName(name) ? parseInFlightName(name) : null;
+      if (file === null || file.expiry >= nowSec) continue;
+      const claimed = this.claimInFlight(file, REQUEUE_CLAIM_SECONDS);
+      if (claimed === null) continue;
+      const msg = this.readClaimed(claimed, file);
+      if (msg === null) {
+        result.corrupt++;
+        continue;
+      }
+      const { action } = this.requeueOrDrop(msg, claimed, false, settings);
+      result[action]++;
+    }
+    result.tempsRemoved = this.removeOldTemps((options.tempGrace ?? 3600) * 1000);
+    if (result.requeued + result.dropped + result.corrupt > 0) {
+      this.host.log('info', `cleaned ${this.name}: ${result.requeued} requeued, ${result.dropped} dropped`);
+    }
+    return result;
+  }
+
+  private removeOldTemps(graceMs: number): number {
+    let removed = 0;
+    const now = this.host.now();
+    for (const dir of [this.dir, this.workDir]) {
+      for (const name of listIfExists(dir) ?? []) {
+        if (!name.startsWith(TEMP_PREFIX)) continue;
+        const path = join(dir, name);
+        const mtime = statMtime(path);
+        if (mtime !== null && now - mtime > graceMs && unlinkIfExists(path)) removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** Deletes every message, ready and in flight. Counts what this call deleted. */
+  purge(): { queue: string; ready: number; inFlight: number } {
+    const removeAll = (dir: string) => {
+      let removed = 0;
+      for (const name of this.list(dir)) {
+        if (isMessageName(name) && unlinkIfExists(join(dir, name))) removed++;
+      }
+      return removed;
+    };
+    const inFlight = removeAll(this.workDir);
+    const ready = removeAll(this.dir);
+    this.forgetListing();
+    this.host.log('info', `purged ${this.name}: ${ready} ready, ${inFlight} in flight`);
+    return { queue: this.name, ready, inFlight };
+  }
+
+  /** Deletes one message, ready or in flight, by its file name. */
+  deleteMessage(name: string): string {
+    const kind = checkMessageFileName(name, ['ready', 'in-flight']);
+    const path = join(kind === 'ready' ? this.dir : this.workDir, name);
+    if (!unlinkIfExists(path)) {
+      throw new DdmqError('MESSAGE_NOT_FOUND', `no message ${name} in queue ${this.name} (${path})`, { path });
+    }
+    return path;
+  }
+
+  counts(): QueueCounts {
+    const nowSec = Math.floor(this.host.now() / 1000);
+    let ready = 0;
+    let inFlight = 0;
+    let expired = 0;
+    for (const name of this.list(this.dir)) if (isMessageName(name) && parseReadyName(name)) ready++;
+    for (const name of this.list(this.workDir)) {
+      const file = isMessageName(name) ? parseInFlightName(name) : null;
+      if (file === null) continue;
+      inFlight++;
+      if (file.expiry < nowSec) expired++;
+    }
+    const corrupt = (listIfExists(this.corruptDir) ?? []).filter(isMessageName).length;
+    return { queue: this.name, ready, inFlight, expired, corrupt };
+  }
+
+  /** Lists one of the queue's folders; a missing one means the queue was deleted. */
+  private list(dir: string): string[] {
+    const names = listIfExists(dir);
+    if (names !== null) return names;
+    if (dir === this.workDir && fs.existsSync(join(this.dir, SETTINGS_FILE))) return [];
+    throw queueMissing(this.name, this.dir);
+  }
+
+  /** Turns ENOENT on the queue folder into QUEUE_MISSING. */
+  private missingOr(err: unknown): unknown {
+    const cause = (err as { cause?: unknown }).cause ?? err;
+    if (errnoOf(cause) === 'ENOENT' && !fs.existsSync(this.dir)) return queueMissing(this.name, this.dir);
+    return err;
+  }
+}
+
+export function queueMissing(name: string, dir: string): DdmqError {
+  return new DdmqError('QUEUE_MISSING', `queue ${name} does not exist (no ${join(dir, SETTINGS_FILE)})`, {
+    path: dir,
+  });
+}
+
+function notInFlight(queue: string, name: string): DdmqError {
+  return new DdmqError(
+    'NOT_IN_FLIGHT',
+    `message ${queue}/work/${name} is not in flight: its lease ran out and it was requeued or taken, or it was acked already`,
+    { path: name },
+  );
+}
+
+function invalid(what: string, value: unknown, expected: string): DdmqError {
+  return new DdmqError('INVALID_ARGUMENT', `invalid ${what} ${JSON.stringify(value)}: expected ${expected}`);
+}
+
+function checkPublishOptions(o: PublishOptions): void {
+  const check = (key: keyof Settings, value: unknown, what: string) => {
+    try {
+      checkSetting(key, value, 'the publish call');
+    } catch {
+      throw invalid(what, value, key === 'message_timeout' ? 'a whole number of seconds, at least 1' : 'a non-negative whole number');
+    }
+  };
+  if (o.priority !== undefined) check('priority', o.priority, 'priority');
+  if (o.timeout !== undefined && o.timeout !== null) check('message_timeout', o.timeout, 'timeout');
+  if (o.requeuePrio !== undefined) check('requeue_prio', o.requeuePrio, 'requeue priority');
+  if (o.requeueLimit !== undefined && o.requeueLimit !== null && !isCount(o.requeueLimit)) {
+    throw invalid('requeue limit', o.requeueLimit, 'a non-negative whole number');
+  }
+  if (o.requeue !== undefined && typeof o.requeue !== 'boolean') throw invalid('requeue', o.requeue, 'true or false');
+}
+
+function copyExtra(extra: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (extra === undefined) return {};
+  const clash = Object.keys(extra).find((k) => (MESSAGE_KEYS as readonly string[]).includes(k));
+  if (clash) throw invalid('extra key', clash, 'a key that is not one of the message file\'s own keys');
+  return Object.fromEntries(Object.entries(extra));
+}
+
+function statMtime(path: string): number | null {
+  try {
+    return retryStale(() => fs.statSync(path)).mtimeMs;
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return null;
+    throw ioError(err, 'look up', path);
+  }
+}
+
+export type { SettingsLayer };
