@@ -1,0 +1,33 @@
+import { join } from 'node:path';
+import { type CommandSpec, DEBUG, FORMAT, ROOT_ARG, SILENT, SKIP_CLEANING, VERBOSE } from '../spec.js';
+import { forEachMessage, MSG_FILES_ARG } from './each-message.js';
+
+export const ack: CommandSpec = {
+  name: 'ack',
+  summary: 'Acknowledge consumed messages (delete them)',
+  help: 'Exit code 5 if a message is no longer in flight (its lease ran out and it was requeued, or it was acked already).',
+  args: [ROOT_ARG, { key: 'queue', description: 'the queue the messages are in', required: true }, MSG_FILES_ARG],
+  options: [
+    { key: 'requeue', flags: '-r, --requeue', description: 'requeue the messages instead (as nack -r)', type: 'boolean' },
+    SKIP_CLEANING,
+    FORMAT(['plain', 'json', 'yaml'], 'plain'),
+    SILENT,
+    VERBOSE,
+    DEBUG,
+  ],
+  run: (input, ctx) =>
+    forEachMessage(
+      input,
+      ctx,
+      ['in-flight'],
+      async (broker, queue, name) => {
+        if (input.requeue) {
+          const r = await broker.nack(queue, name, { requeue: true });
+          return { queue, filename: name, action: r.action, requeued_as: r.filename ?? null };
+        }
+        await broker.ack(queue, name);
+        return { queue, filename: name, action: 'acked', path: join(broker.root, queue, 'work', name) };
+      },
+      (r) => (r.action === 'acked' ? `acked ${r.path}` : `requeued ${r.queue}/work/${r.filename} as ${r.requeued_as}`),
+    ),
+};

@@ -1,0 +1,42 @@
+import { checkQueueName } from '../../format/names.js';
+import { openBroker } from '../open.js';
+import { emit, keyValueLines } from '../output.js';
+import { type CommandSpec, CREATE, DEBUG, EXIT, FORMAT, ROOT_ARG, SKIP_CLEANING, VERBOSE } from '../spec.js';
+
+export const consume: CommandSpec = {
+  name: 'consume',
+  summary: 'Consume messages: move them into work/ and print them',
+  help:
+    'Each message is printed with its "filename" (its name in work/), which ack and nack take.\n' +
+    'Exit code 3 when the queue has no ready message, so a shell loop can stop.',
+  args: [ROOT_ARG, { key: 'queue', description: 'the queue to consume from', required: true }],
+  options: [
+    CREATE,
+    { key: 'n', flags: '-n <n>', description: 'how many messages to take at most (default 1)', type: 'int' },
+    { key: 'timeout', flags: '-t, --timeout <seconds>', description: "lease for these messages, over the message's and the queue's", type: 'int' },
+    FORMAT(['json', 'plain', 'yaml'], 'json'),
+    SKIP_CLEANING,
+    VERBOSE,
+    DEBUG,
+  ],
+  async run(input, ctx) {
+    const queue = checkQueueName(input.queue);
+    const broker = await openBroker(input, ctx);
+    const messages = await broker.consume(queue, {
+      n: (input.n as number | undefined) ?? 1,
+      timeout: input.timeout as number | undefined,
+      skipCleaning: Boolean(input.skip_cleaning),
+    });
+    if (messages.length === 0) {
+      ctx.err(`ddmq: no messages in ${queue}`);
+      return EXIT.EMPTY;
+    }
+    let first = true;
+    await emit(ctx, String(input.format), messages.map((m) => m.toJSON()), (r) => {
+      const text = (first ? '' : '\n') + keyValueLines(r);
+      first = false;
+      return text;
+    });
+    return EXIT.OK;
+  },
+};

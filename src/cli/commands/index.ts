@@ -1,0 +1,29 @@
+import type { CommandSpec } from '../spec.js';
+import { ack } from './ack.js';
+import { clean } from './clean.js';
+import { consume } from './consume.js';
+import { create } from './create.js';
+import { delMsg } from './del-msg.js';
+import { remove } from './delete.js';
+import { jsonCommand } from './json.js';
+import { nack } from './nack.js';
+import { publish } from './publish.js';
+import { purge } from './purge.js';
+import { settings } from './settings.js';
+import { view } from './view.js';
+
+/** Every command, in the order --help lists them. */
+export const COMMANDS: readonly CommandSpec[] = [
+  view,
+  create,
+  remove,
+  publish,
+  consume,
+  ack,
+  nack,
+  delMsg,
+  purge,
+  clean,
+  settings,
+  jsonCommand(() => COMMANDS),
+];

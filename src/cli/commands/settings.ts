@@ -1,0 +1,59 @@
+import { DdmqError } from '../../format/errors.js';
+import { checkQueueName } from '../../format/names.js';
+import { isSettingKey, SETTING_KEYS } from '../../format/settings.js';
+import { openBroker } from '../open.js';
+import { emit } from '../output.js';
+import { type CommandSpec, CREATE, DEBUG, EXIT, FORMAT, ROOT_ARG, SILENT, VERBOSE } from '../spec.js';
+
+export const settings: CommandSpec = {
+  name: 'settings',
+  summary: 'Show or change the settings of the root or of a queue',
+  help:
+    'Shows the settings in force (defaults < ROOT/ddmq.yaml < QUEUE/ddmq.yaml) and where each comes from.\n' +
+    'Keys: ' + SETTING_KEYS.join(', ') + '.\n' +
+    'Example: ddmq settings /tmp/ddmq tasks --set message_timeout=3600 --unset priority',
+  args: [ROOT_ARG, { key: 'queue', description: 'the queue (default: the root)', required: false }],
+  options: [
+    CREATE,
+    { key: 'set', flags: '--set <key=value...>', description: 'set keys in the ddmq.yaml of the queue (or root); values are YAML', type: 'strings' },
+    { key: 'unset', flags: '--unset <key...>', description: 'remove keys from that ddmq.yaml, so that the layer above applies', type: 'strings' },
+    FORMAT(['plain', 'json', 'yaml'], 'plain'),
+    SILENT,
+    VERBOSE,
+    DEBUG,
+  ],
+  async run(input, ctx) {
+    const queue = input.queue === undefined ? undefined : checkQueueName(input.queue);
+    const changes: Record<string, unknown> = {};
+    const sets = Array.isArray(input.set) ? (input.set as string[]) : [];
+    if (sets.length > 0) {
+      const { parse } = await import('yaml');
+      for (const pair of sets) {
+        const eq = pair.indexOf('=');
+        const key = pair.slice(0, eq);
+        if (eq < 1 || !isSettingKey(key)) {
+          throw new DdmqError('INVALID_ARGUMENT', `--set ${JSON.stringify(pair)}: expected KEY=VALUE with KEY one of ${SETTING_KEYS.join(', ')}`);
+        }
+        changes[key] = parse(pair.slice(eq + 1), { version: '1.1' });
+      }
+    }
+    for (const key of (input.unset as string[] | undefined) ?? []) {
+      if (!isSettingKey(key)) throw new DdmqError('INVALID_ARGUMENT', `--unset ${key}: not a setting (${SETTING_KEYS.join(', ')})`);
+      changes[key] = null;
+    }
+    const broker = await openBroker(input, ctx);
+    if (queue !== undefined && input.f) await broker.createQueue(queue);
+    if (Object.keys(changes).length > 0) await broker.setSettings(queue, changes);
+    if (input.s) return EXIT.OK;
+    const effective = await broker.settings(queue);
+    const rootLayer = await broker.readSettingsFile();
+    const queueLayer = queue === undefined ? {} : await broker.readSettingsFile(queue);
+    const rows = SETTING_KEYS.map((key) => ({
+      key,
+      value: effective[key],
+      from: key in queueLayer ? 'queue' : key in rootLayer ? 'root' : 'default',
+    }));
+    await emit(ctx, String(input.format), rows, (r) => `${r.key}: ${JSON.stringify(r.value)}  (${r.from})`);
+    return EXIT.OK;
+  },
+};

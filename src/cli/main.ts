@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+/**
+ * The `ddmq` command: builds a commander program from the command descriptions, runs
+ * the one asked for, and turns errors into a message on stderr and an exit code.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DdmqError } from '../format/errors.js';
+import { VERSION } from '../version.js';
+import { COMMANDS } from './commands/index.js';
+import { type CommandSpec, EXIT, type Input, parseIntArg, type RunContext } from './spec.js';
+
+const EXIT_HELP = `
+Exit codes:
+  0  success
+  1  internal error (a bug in ddmq; run again with -d for the stack trace)
+  2  bad arguments or input, missing root or queue, invalid names or settings
+  3  consume: no message in the queue
+  4  the file system refused (permission, disk full, read-only, ...)
+  5  ack/nack/del_msg: a message is not in flight (lease lost) or not found
+
+Examples:
+  ddmq create -f /tmp/ddmq tasks
+  ddmq publish /tmp/ddmq tasks "Hello World!"
+  ddmq consume /tmp/ddmq tasks            # prints the message as JSON
+  ddmq ack /tmp/ddmq tasks FILENAME       # FILENAME as consume printed it
+  ddmq view /tmp/ddmq`;
+
+export async function main(argv: string[], ctx: RunContext): Promise<number> {
+  let exitCode: number = EXIT.OK;
+  let debug = false;
+  const program = new Command('ddmq')
+    .description('Dead Drop Messaging Queue: a serverless, file-based message queue')
+    .usage('<command> [options] <root> ...')
+    .version(`ddmq version ${VERSION}`, '-v, --version', 'print the version')
+    .enablePositionalOptions()
+    .showHelpAfterError('(run with -h for help)')
+    .addHelpText('after', EXIT_HELP)
+    .configureOutput({ writeOut: (s) => ctx.out(s.trimEnd()), writeErr: (s) => ctx.err(s.trimEnd()) })
+    .exitOverride();
+
+  for (const spec of COMMANDS) {
+    const cmd = program.command(spec.name).description(spec.summary).exitOverride();
+    cmd.configureOutput({ writeOut: (s) => ctx.out(s.trimEnd()), writeErr: (s) => ctx.err(s.trimEnd()) });
+    cmd.showHelpAfterError(`(run "ddmq ${spec.name} -h" for help)`);
+    if (spec.help) cmd.addHelpText('after', `\n${spec.help}`);
+    for (const arg of spec.args) {
+      cmd.argument(arg.required ? `<${arg.key}>` : `[${arg.key}]`, arg.description);
+    }
+    for (const o of spec.options) addOption(cmd, o.flags, o.description, o.type, o.choices, o.default);
+    for (const o of spec.options) {
+      if (o.hiddenAlias) addOption(cmd, o.hiddenAlias + (o.type === 'int' ? ' <n>' : ''), o.description, o.type, undefined, undefined, o.key, true);
+    }
+    cmd.action(async (...params: unknown[]) => {
+      const input = toInput(spec, params, cmd.opts());
+      debug = Boolean(input.d);
+      exitCode = await spec.run(input, ctx);
+    });
+  }
+
+  try {
+    if (argv.length === 0) {
+      program.outputHelp({ error: true });
+      return EXIT.USAGE;
+    }
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    return report(err, ctx, debug || argv.includes('-d'));
+  }
+}
+
+function addOption(
+  cmd: Command,
+  flags: string,
+  description: string,
+  type: string,
+  choices: readonly string[] | undefined,
+  fallback: unknown,
+  attribute?: string,
+  hidden = false,
+): void {
+  const option = new Option(flags, description);
+  if (type === 'int') {
+    option.argParser((value: string) => {
+      try {
+        return parseIntArg(value, option.long ?? option.short ?? 'value');
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message);
+      }
+    });
+  }
+  if (choices) option.choices(choices);
+  if (fallback !== undefined) option.default(fallback);
+  if (attribute) option.attributeName = () => attribute;
+  if (hidden) option.hideHelp();
+  cmd.addOption(option);
+}
+
+/** Commander's action parameters and options, as one object keyed by the spec's keys. */
+function toInput(spec: CommandSpec, params: unknown[], opts: Record<string, unknown>): Input {
+  const input: Input = {};
+  spec.args.forEach((arg, i) => {
+    if (params[i] !== undefined) input[arg.key] = params[i];
+  });
+  for (const o of spec.options) {
+    if (o.flags.includes('--no-')) continue; // set below
+    const attr = attributeOf(o.flags);
+    const value = opts[attr] ?? opts[o.key];
+    if (value !== undefined) input[o.key] = value;
+  }
+  // commander's --no-requeue sets "requeue" to false; the spec keeps the two apart.
+  if (opts.requeue === false) {
+    input.requeue = undefined;
+    input.no_requeue = true;
+  }
+  return input;
+}
+
+/** The attribute commander stores a flag's value under: "--requeue_limit <n>" → requeue_limit. */
+function attributeOf(flags: string): string {
+  const long = /--([\w-]+)/.exec(flags)?.[1];
+  if (long === undefined) return /-(\w)/.exec(flags)![1]!;
+  const name = long.startsWith('no-') ? long.slice(3) : long;
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function report(err: unknown, ctx: RunContext, debug: boolean): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+      return EXIT.OK;
+    }
+    return EXIT.USAGE; // commander has printed what was wrong
+  }
+  if (err instanceof DdmqError) {
+    ctx.err(`ddmq: error: ${err.message}`);
+    if (debug && err.cause instanceof Error && err.cause.stack) ctx.err(err.cause.stack);
+    if (err.code === 'IO') return EXIT.IO;
+    if (err.code === 'NOT_IN_FLIGHT' || err.code === 'MESSAGE_NOT_FOUND') return EXIT.NOT_FOUND;
+    return EXIT.USAGE;
+  }
+  ctx.err(`ddmq: internal error: ${(err as Error)?.message ?? String(err)}`);
+  if (debug && err instanceof Error && err.stack) ctx.err(err.stack);
+  else ctx.err('ddmq: run again with -d to see where it happened, and please report it');
+  return EXIT.INTERNAL;
+}
+
+const ctx: RunContext = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+};
+
+// EPIPE on stdout (e.g. `ddmq view | head -1`) is not an error of ours.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
+main(process.argv.slice(2), ctx).then((code) => {
+  process.exitCode = code;
+});
