@@ -104,7 +104,7 @@ export async function parseSettingsText(text: string, source: string): Promise<S
   const { parse } = await import('yaml');
   let value: unknown;
   try {
-    value = parse(text, { version: '1.1', maxAliasCount: 100, uniqueKeys: true, prettyErrors: true });
+    value = parse(text, { version: '1.1', maxAliasCount: 100, uniqueKeys: true, prettyErrors: true, logLevel: 'error' });
   } catch (err) {
     const why = ((err as Error).message ?? String(err)).split('\n')[0];
     throw new DdmqError('INVALID_SETTING', `cannot parse ${source} as YAML: ${why}`, { path: source, cause: err });
