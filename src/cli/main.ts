@@ -108,11 +108,8 @@ function toInput(spec: CommandSpec, params: unknown[], opts: Record<string, unkn
     const value = opts[attr] ?? opts[o.key];
     if (value !== undefined) input[o.key] = value;
   }
-  // commander's --no-requeue sets "requeue" to false; the spec keeps the two apart.
-  if (opts.requeue === false) {
-    input.requeue = undefined;
-    input.no_requeue = true;
-  }
+  // commander's --no-requeue sets "requeue" to false; of -r and --no-requeue the last one wins.
+  if (opts.requeue === false) input.requeue = false;
   return input;
 }
 

@@ -18,7 +18,7 @@ export const publish: CommandSpec = {
     { key: 'priority', flags: '-p, --priority <n>', description: 'priority, lower is served first (default: the priority setting, 999)', type: 'int' },
     { key: 'timeout', flags: '-t, --timeout <seconds>', description: "this message's lease once consumed (default: the message_timeout setting)", type: 'int' },
     { key: 'requeue', flags: '-r, --requeue', description: 'requeue on nack or expiry (default: the requeue setting)', type: 'boolean' },
-    { key: 'no_requeue', flags: '--no-requeue', description: 'drop on nack or expiry instead', type: 'boolean' },
+    { key: 'no_requeue', flags: '--no-requeue', description: 'drop on nack or expiry instead (of -r and --no-requeue the last wins)', type: 'boolean' },
     { key: 'requeue_limit', flags: '-l, --requeue_limit <n>', description: 'how many times it may be requeued (default: unlimited)', type: 'int', hiddenAlias: '--requeue-limit' },
     { key: 'requeue_prio', flags: '--requeue_prio <n>', description: 'priority when requeued; implies -r (default: the requeue_prio setting)', type: 'int', hiddenAlias: '--requeue-prio' },
     { key: 'json_message', flags: '--json-message', description: 'parse MESSAGE as a JSON value', type: 'boolean' },
@@ -38,13 +38,15 @@ export const publish: CommandSpec = {
         throw new DdmqError('INVALID_ARGUMENT', `--json-message: the message is not valid JSON (${(err as Error).message})`);
       }
     }
-    if (input.requeue && input.no_requeue) throw new DdmqError('INVALID_ARGUMENT', '--requeue and --no-requeue contradict each other');
+    if (input.requeue === true && input.no_requeue === true) {
+      throw new DdmqError('INVALID_ARGUMENT', '"requeue" and "no_requeue" contradict each other');
+    }
     const broker = await openBroker(input, ctx);
     if (!input.skip_cleaning && (await broker.queueExists(queue))) await broker.clean(queue);
     const msg = await broker.publish(queue, body, {
       priority: input.priority as number | undefined,
       timeout: input.timeout as number | undefined,
-      requeue: input.requeue ? true : input.no_requeue ? false : undefined,
+      requeue: input.requeue === true ? true : input.requeue === false || input.no_requeue === true ? false : undefined,
       requeuePrio: input.requeue_prio as number | undefined,
       requeueLimit: input.requeue_limit as number | undefined,
     });
