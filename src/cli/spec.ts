@@ -82,6 +82,11 @@ export const SKIP_CLEANING: OptionSpec = {
   type: 'boolean',
   hiddenAlias: '--skip-cleaning',
 };
+/** The original's ack/nack/del_msg take -C; they never clean, so here it only keeps old scripts working. */
+export const SKIP_CLEANING_COMPAT: OptionSpec = {
+  ...SKIP_CLEANING,
+  description: 'accepted for compatibility with the original tool; this command never cleans',
+};
 export const ROOT_ARG: ArgSpec = { key: 'root', description: "the queues' root folder", required: true };
 
 /** Splits a list argument: "a,b" or ["a","b"]. */

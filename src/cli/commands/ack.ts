@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type CommandSpec, DEBUG, FORMAT, ROOT_ARG, SILENT, SKIP_CLEANING, VERBOSE } from '../spec.js';
+import { type CommandSpec, DEBUG, FORMAT, ROOT_ARG, SILENT, SKIP_CLEANING_COMPAT, VERBOSE } from '../spec.js';
 import { forEachMessage, MSG_FILES_ARG } from './each-message.js';
 
 export const ack: CommandSpec = {
@@ -9,7 +9,7 @@ export const ack: CommandSpec = {
   args: [ROOT_ARG, { key: 'queue', description: 'the queue the messages are in', required: true }, MSG_FILES_ARG],
   options: [
     { key: 'requeue', flags: '-r, --requeue', description: 'requeue the messages instead (as nack -r)', type: 'boolean' },
-    SKIP_CLEANING,
+    SKIP_CLEANING_COMPAT,
     FORMAT(['plain', 'json', 'yaml'], 'plain'),
     SILENT,
     VERBOSE,
