@@ -339,6 +339,14 @@ describe('ack, nack, extend', () => {
     assert.equal((await broker.consumeOne('q'))!.text, 'by-name');
   });
 
+  it("the folder a message is in is its queue, whatever its file says", async () => {
+    const { broker, dir } = await fresh();
+    fs.writeFileSync(join(dir, '5.17000000000000000000.ddmq0123456789abcdef0123456789abcdef'), '{"message": "x", "queue": "elsewhere"}');
+    const m = (await broker.consumeOne('q'))!;
+    assert.equal(m.queue, 'q');
+    await broker.ack(m);
+  });
+
   it('a message with requeue null follows the queue setting', async () => {
     const { broker, dir } = await fresh();
     await broker.setSettings('q', { requeue: false });
@@ -405,6 +413,8 @@ describe('clean', () => {
     fs.writeFileSync(join(dir, '.tmp-1-new'), 'x');
     assert.equal((await broker.clean('q'))[0]!.tempsRemoved, 1);
     assert.deepEqual(ls(dir), ['.tmp-1-new', 'ddmq.yaml', 'work']);
+    setMtime(join(dir, '.tmp-1-new'), 1000);
+    assert.equal((await broker.clean('q', { tempGrace: 0, temps: false }))[0]!.tempsRemoved, 0);
     assert.equal((await broker.clean('q', { tempGrace: 0 }))[0]!.tempsRemoved, 1);
   });
 

@@ -97,7 +97,9 @@ export interface NackResult {
 }
 
 export interface CleanOptions {
-  /** Remove our temporary files older than this many seconds (default 3600). */
+  /** Also remove temporary files that killed writers left (default true); lists the ready folder. */
+  temps?: boolean;
+  /** Remove only temporary files older than this many seconds (default 3600). */
   tempGrace?: number;
 }
 
@@ -323,7 +325,9 @@ export class Queue {
     const text = readTextIfExists(path);
     if (text === null) return null;
     try {
-      return decodeMessage(text, { queue: this.name, file: parseInFlightName(inFlight) ?? ready, path });
+      const msg = decodeMessage(text, { queue: this.name, file: parseInFlightName(inFlight) ?? ready, path });
+      msg.queue = this.name; // the folder it is in, whatever the file says
+      return msg;
     } catch (err) {
       if (!isDdmqError(err, 'CORRUPT_MESSAGE')) throw err;
       const now = this.host.now();
@@ -466,7 +470,7 @@ export class Queue {
       const { action } = this.requeueOrDrop(msg, claimed, false, settings);
       result[action]++;
     }
-    result.tempsRemoved = this.removeOldTemps((options.tempGrace ?? 3600) * 1000);
+    if (options.temps !== false) result.tempsRemoved = this.removeOldTemps((options.tempGrace ?? 3600) * 1000);
     if (result.requeued + result.dropped + result.corrupt > 0) {
       this.host.log('info', `cleaned ${this.name}: ${result.requeued} requeued, ${result.dropped} dropped`);
     }

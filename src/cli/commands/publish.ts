@@ -42,7 +42,8 @@ export const publish: CommandSpec = {
       throw new DdmqError('INVALID_ARGUMENT', '"requeue" and "no_requeue" contradict each other');
     }
     const broker = await openBroker(input, ctx);
-    if (!input.skip_cleaning && (await broker.queueExists(queue))) await broker.clean(queue);
+    // Requeue expired messages first, as the original does; the temp-file sweep is left to clean.
+    if (!input.skip_cleaning && (await broker.queueExists(queue))) await broker.clean(queue, { temps: false });
     const msg = await broker.publish(queue, body, {
       priority: input.priority as number | undefined,
       timeout: input.timeout as number | undefined,
