@@ -383,6 +383,10 @@ describe('clean', () => {
     const got = await broker.consume('q', { n: 3 });
     assert.equal(got.length, 3);
     clock.advance(11_000);
+    // Within expiry_grace (30 s by default) nothing is taken back yet.
+    assert.equal((await broker.counts('q'))[0]!.expired, 0);
+    assert.equal((await broker.clean('q'))[0]!.requeued, 0);
+    clock.advance(30_000);
     assert.equal((await broker.counts('q'))[0]!.expired, 2);
     const [r] = await broker.clean('q');
     assert.deepEqual([r!.requeued, r!.dropped], [1, 1]);
@@ -392,6 +396,19 @@ describe('clean', () => {
     assert.deepEqual([again.text, again.requeueCounter, again.priority], ['short', 1, 0]);
     // The consumer that overran its lease learns it at ack.
     await assert.rejects(broker.ack(got[0]!), code('NOT_IN_FLIGHT'));
+  });
+
+  it('expiry_grace: a cleaner whose clock runs ahead within the grace leaves live leases alone', async () => {
+    const { root, broker } = await fresh();
+    await broker.setSettings('q', { expiry_grace: 30 });
+    await broker.publish('q', 'x');
+    await broker.consume('q', { timeout: 10 });
+    const ahead = (seconds: number) => Broker.open(root, { now: () => Date.now() + seconds * 1000 });
+    assert.equal((await (await ahead(35)).clean('q'))[0]!.requeued, 0, '10 s lease + 30 s grace not yet over');
+    assert.equal((await (await ahead(45)).clean('q'))[0]!.requeued, 1, 'a clock ahead by more than the grace takes it');
+    await broker.setSettings('q', { expiry_grace: 0 });
+    await broker.consume('q', { timeout: 10 });
+    assert.equal((await (await ahead(12)).clean('q'))[0]!.requeued, 1);
   });
 
   it('consume cleans first unless told not to, at most once a cleanInterval', async () => {

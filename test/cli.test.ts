@@ -161,11 +161,14 @@ describe('ddmq publish and consume', () => {
   });
 
   it('exit 4 when the file system refuses', () => {
+    assertCleanError(ddmq('view', join(tempDir(), 'x'.repeat(300))), 4, /the name is too long \(ENAMETOOLONG\)/);
+  });
+
+  it('exit 2 for a planted entry where a folder must be', () => {
     const { root } = setup();
-    ddmq('publish', root, 'q', 'a');
     fs.rmdirSync(join(root, 'q', 'work'));
     fs.writeFileSync(join(root, 'q', 'work'), 'in the way');
-    assertCleanError(ddmq('consume', root, 'q'), 4, /ENOTDIR/);
+    assertCleanError(ddmq('consume', root, 'q'), 2, /refusing to use .*work: it is not a folder/);
   });
 });
 

@@ -79,8 +79,8 @@ describe('races between processes', () => {
 
   it('4 cleaners racing over 2,000 expired messages requeue each exactly once', async () => {
     const root = join(tempDir(), 'root');
-    // Consumed "ten seconds ago" with a 1 s lease: every message is expired now.
-    const past = await Broker.open(root, { create: true, now: () => Date.now() - 10_000 });
+    // Consumed "100 seconds ago" with a 1 s lease: past the lease and its 30 s grace now.
+    const past = await Broker.open(root, { create: true, now: () => Date.now() - 100_000 });
     await past.createQueue('q');
     const published = new Set<string>();
     for (let i = 0; i < 2000; i++) published.add((await past.publish('q', i)).id);

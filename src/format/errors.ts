@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'MESSAGE_NOT_FOUND'
   /** A queue holds files that ddmq did not write, so deleting it would lose them. */
   | 'FOREIGN_FILES'
+  /** A path in the tree is a symbolic link or not the kind of entry it must be; ddmq does not follow it. */
+  | 'UNSAFE_PATH'
   /** The file system refused an operation; `osCode` holds the OS error code. */
   | 'IO';
 

@@ -103,10 +103,16 @@ export function encodeMessage(msg: Message): string {
  * are taken from the file name and folder; keys of the wrong type make the file corrupt.
  */
 export function decodeMessage(
-  text: string,
+  content: string | Uint8Array,
   context: { queue: string; file: ReadyName | InFlightName; path: string },
 ): Message {
   let data: unknown;
+  let text: string;
+  try {
+    text = typeof content === 'string' ? content : strictUtf8.decode(content);
+  } catch {
+    throw corrupt(context.path, 'it is not valid UTF-8');
+  }
   try {
     data = JSON.parse(text);
   } catch (err) {
@@ -136,6 +142,9 @@ export function decodeMessage(
     extra,
   });
 }
+
+/** Decodes UTF-8, refusing invalid bytes rather than replacing them. */
+export const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

@@ -19,6 +19,13 @@ export interface Settings {
   cleaned: number;
   /** fsync each message file before its rename and the folder after (slower, survives power loss). */
   fsync: boolean;
+  /**
+   * Seconds past a lease's expiry before a cleaner takes the message back, so that a host
+   * whose clock runs up to this much ahead (or behind) does not take leases others still hold.
+   */
+  expiry_grace: number;
+  /** Give the group write access to every folder and file ddmq makes (setgid folders), for a project group. */
+  group_shared: boolean;
 }
 
 export type SettingsLayer = Partial<Settings> & Record<string, unknown>;
@@ -30,6 +37,8 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   requeue_prio: 0,
   cleaned: 0,
   fsync: false,
+  expiry_grace: 30,
+  group_shared: false,
 });
 
 type Check = { test: (v: unknown) => boolean; expected: string };
@@ -45,6 +54,8 @@ const CHECKS: Record<keyof Settings, Check> = {
   requeue_prio: count,
   cleaned: epoch,
   fsync: bool,
+  expiry_grace: count,
+  group_shared: bool,
 };
 
 export const SETTING_KEYS = Object.keys(CHECKS) as (keyof Settings)[];
@@ -98,7 +109,13 @@ export function layerSettings(...layers: (SettingsLayer | undefined)[]): Setting
  * (and its load time). YAML 1.1 is used, as by the original's PyYAML, so `yes`/`no` are
  * booleans; aliases are capped, so a "billion laughs" file is an error, not a hang.
  */
-export async function parseSettingsText(text: string, source: string): Promise<SettingsLayer> {
+export async function parseSettingsText(content: string | Uint8Array, source: string): Promise<SettingsLayer> {
+  let text: string;
+  try {
+    text = typeof content === 'string' ? content : new TextDecoder('utf-8', { fatal: true }).decode(content);
+  } catch {
+    throw new DdmqError('INVALID_SETTING', `cannot read ${source}: it is not valid UTF-8`, { path: source });
+  }
   const trimmed = text.trim();
   if (trimmed === '' || trimmed === '{}') return {};
   const { parse } = await import('yaml');

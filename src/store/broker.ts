@@ -23,8 +23,9 @@ import {
   exists,
   ioError,
   isNfsSillyRename,
+  isRealDir,
   listIfExists,
-  readTextIfExists,
+  readRegularFile,
   removeDirRetrying,
   TEMP_PREFIX,
   unlinkIfExists,
@@ -179,7 +180,8 @@ export class Broker implements QueueHost {
       else Object.defineProperty(next, k, { value: v, enumerable: true, writable: true, configurable: true });
     }
     const dir = key === '' ? this.root : join(this.root, key);
-    writeFileAtomic(dir, SETTINGS_FILE, await stringifySettings(next), { fsync: this.fsync ?? false });
+    const shared = layerSettings(key === '' ? next : await this.layer(''), key === '' ? undefined : next).group_shared;
+    writeFileAtomic(dir, SETTINGS_FILE, await stringifySettings(next), { fsync: this.fsync ?? false, groupShared: shared });
     this.layers.set(key, { layer: next, readAt: this.now() });
     return next;
   }
@@ -189,7 +191,7 @@ export class Broker implements QueueHost {
     const now = this.now();
     if (!fresh && cached && now - cached.readAt < this.settingsTtl) return cached.layer;
     const path = join(this.root, queue, SETTINGS_FILE);
-    const text = readTextIfExists(path);
+    const text = readRegularFile(path);
     if (text === null) {
       this.layers.delete(queue);
       if (queue === '') {
@@ -232,10 +234,11 @@ export class Broker implements QueueHost {
     for (const [k, v] of Object.entries(settings)) {
       if (v !== undefined && (!isSettingKey(k) || inherited[k] !== v)) Object.assign(own, { [k]: v });
     }
-    ensureDir(dir);
-    ensureDir(join(dir, WORK_DIR));
+    const groupShared = (settings.group_shared ?? inherited.group_shared) === true;
+    ensureDir(dir, { groupShared });
+    ensureDir(join(dir, WORK_DIR), { groupShared });
     // The marker goes last: a queue with a ddmq.yaml is complete.
-    writeFileAtomic(dir, SETTINGS_FILE, await stringifySettings(own), { fsync: this.fsync ?? false });
+    writeFileAtomic(dir, SETTINGS_FILE, await stringifySettings(own), { fsync: this.fsync ?? false, groupShared });
     this.log('info', `created queue ${name}`);
     return true;
   }
@@ -293,6 +296,11 @@ export class Broker implements QueueHost {
       await this.createQueue(name);
       await this.layer(name);
     }
+    // The queue's own folders must be real folders: a planted link must not lead out of the tree.
+    const dir = join(this.root, name);
+    isRealDir(dir);
+    isRealDir(join(dir, WORK_DIR));
+    isRealDir(join(dir, CORRUPT_DIR));
     q = new Queue(this, name);
     this.queues.set(name, q);
     return q;
@@ -362,7 +370,7 @@ export class Broker implements QueueHost {
   async counts(queue?: string): Promise<QueueCounts[]> {
     const names = queue === undefined ? await this.listQueues() : [queue];
     const out: QueueCounts[] = [];
-    for (const name of names) out.push((await this.queue(name)).counts());
+    for (const name of names) out.push(await (await this.queue(name)).counts());
     return out;
   }
 

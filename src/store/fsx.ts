@@ -89,14 +89,63 @@ export function claimRename(src: string, dst: string): boolean {
   }
 }
 
-/** Reads a file as UTF-8; null if it does not exist. */
-export function readTextIfExists(path: string): string | null {
+/** The largest file ddmq reads (a message or a settings file). */
+export const MAX_READ_BYTES = 512 * 1024 * 1024;
+const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+/**
+ * Reads a regular file; null if it does not exist. A symbolic link is not followed (so a
+ * link planted in the tree cannot make ddmq read outside it), and anything but a regular
+ * file (a folder, a FIFO that would block) is refused: both are UNSAFE_PATH.
+ */
+export function readRegularFile(path: string): Buffer | null {
+  let fd: number;
   try {
-    return retryStale(() => fs.readFileSync(path, 'utf8'));
+    fd = retryStale(() => fs.openSync(path, READ_FLAGS));
   } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return null;
+    const code = errnoOf(err);
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') throw unsafePath(path, 'is a symbolic link');
     throw ioError(err, 'read', path);
   }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw unsafePath(path, 'is not a regular file');
+    if (stat.size > MAX_READ_BYTES) {
+      throw new DdmqError('IO', `cannot read ${path}: it is larger than ${MAX_READ_BYTES / 2 ** 20} MiB (EFBIG)`, {
+        path,
+        osCode: 'EFBIG',
+      });
+    }
+    return fs.readFileSync(fd);
+  } catch (err) {
+    throw ioError(err, 'read', path);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function unsafePath(path: string, what: string): DdmqError {
+  return new DdmqError('UNSAFE_PATH', `refusing to use ${path}: it ${what}, and ddmq does not follow such entries`, {
+    path,
+  });
+}
+
+/**
+ * True if `path` is a real folder, false if it does not exist. A symbolic link or
+ * anything else in its place is UNSAFE_PATH: a planted link must not lead outside the tree.
+ */
+export function isRealDir(path: string): boolean {
+  let stat: fs.Stats;
+  try {
+    stat = retryStale(() => fs.lstatSync(path));
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return false;
+    throw ioError(err, 'look up', path);
+  }
+  if (stat.isSymbolicLink()) throw unsafePath(path, 'is a symbolic link');
+  if (!stat.isDirectory()) throw unsafePath(path, 'is not a folder');
+  return true;
 }
 
 /** Lists a folder; null if it does not exist. */
@@ -123,37 +172,40 @@ export function unlinkIfExists(path: string): boolean {
 
 /**
  * Makes a folder unless it is there. On GlusterFS two racing mkdirs can both report
- * EEXIST while the folder ends up missing, so EEXIST is confirmed with a look-up.
+ * EEXIST while the folder ends up missing, so EEXIST is confirmed with a look-up; a
+ * symbolic link in its place is UNSAFE_PATH.
  */
-export function ensureDir(path: string): void {
+export function ensureDir(path: string, options: { groupShared?: boolean } = {}): void {
   for (let attempt = 1; ; attempt++) {
     try {
       retryStale(() => fs.mkdirSync(path));
+      if (options.groupShared) addGroupAccess(path, 0o2070);
       return;
     } catch (err) {
-      const code = errnoOf(err);
-      if (code !== 'EEXIST') throw ioError(err, 'create folder', path);
-      let stat: fs.Stats;
-      try {
-        stat = fs.statSync(path);
-      } catch (statErr) {
-        if (errnoOf(statErr) === 'ENOENT' && attempt < 5) continue;
-        throw ioError(statErr, 'create folder', path);
-      }
-      if (!stat.isDirectory()) {
-        throw new DdmqError('IO', `cannot create folder ${path}: a file of that name is in the way`, {
-          path,
-          osCode: 'EEXIST',
-        });
-      }
-      return;
+      if (errnoOf(err) !== 'EEXIST') throw ioError(err, 'create folder', path);
+      if (isRealDir(path)) return;
+      if (attempt >= 5) throw ioError(err, 'create folder', path);
     }
+  }
+}
+
+/** Adds permission bits (group rw, and setgid on folders) to what the umask let through. */
+function addGroupAccess(path: string, bits: number, fd?: number): void {
+  try {
+    const mode = (fd === undefined ? fs.statSync(path) : fs.fstatSync(fd)).mode & 0o7777;
+    if ((mode & bits) === bits) return;
+    if (fd === undefined) fs.chmodSync(path, mode | bits);
+    else fs.fchmodSync(fd, mode | bits);
+  } catch (err) {
+    throw ioError(err, 'set group access on', path);
   }
 }
 
 export interface WriteOptions {
   /** fsync the file before the rename and the folder after it. */
   fsync: boolean;
+  /** Give the group read and write access (the `group_shared` setting). */
+  groupShared?: boolean;
 }
 
 /**
@@ -171,6 +223,7 @@ export function writeFileAtomic(dir: string, name: string, data: string | Uint8A
   }
   try {
     try {
+      if (options.groupShared) addGroupAccess(tmp, 0o060, fd);
       fs.writeFileSync(fd, data);
       if (options.fsync) fs.fsyncSync(fd);
     } finally {

@@ -30,8 +30,9 @@ import {
   ensureDir,
   errnoOf,
   ioError,
+  isRealDir,
   listIfExists,
-  readTextIfExists,
+  readRegularFile,
   retryStale,
   TEMP_PREFIX,
   unlinkIfExists,
@@ -141,6 +142,8 @@ export class Queue {
   private lastCleaned = -Infinity;
   /** Claims this queue object lost to other clients (a measure of contention). */
   lostClaims = 0;
+  /** The group_shared setting as last read, for folders made on the way. */
+  private groupShared = false;
 
   constructor(
     private readonly host: QueueHost,
@@ -152,12 +155,10 @@ export class Queue {
     this.corruptDir = join(this.dir, CORRUPT_DIR);
   }
 
-  settings(): Promise<Settings> {
-    return this.host.settings(this.name);
-  }
-
-  private async fsync(): Promise<boolean> {
-    return this.host.fsync ?? (await this.settings()).fsync;
+  async settings(): Promise<Settings> {
+    const settings = await this.host.settings(this.name);
+    this.groupShared = settings.group_shared;
+    return settings;
   }
 
   // ---- publish ----------------------------------------------------------------------
@@ -181,12 +182,12 @@ export class Queue {
       extra: copyExtra(options.extra),
     });
     msg.filename = readyFileName(msg.priority, msg.queueNumber, msg.id);
-    this.write(msg, await this.fsync());
+    this.write(msg, settings);
     this.host.log('debug', `published ${this.name}/${msg.filename}`);
     return msg;
   }
 
-  private write(msg: Message, fsync: boolean): void {
+  private write(msg: Message, settings: Settings): void {
     let data: string;
     try {
       data = encodeMessage(msg);
@@ -194,7 +195,10 @@ export class Queue {
       throw new DdmqError('INVALID_ARGUMENT', `the message cannot be written as JSON: ${(err as Error).message}`);
     }
     try {
-      writeFileAtomic(this.dir, msg.filename, data, { fsync });
+      writeFileAtomic(this.dir, msg.filename, data, {
+        fsync: this.host.fsync ?? settings.fsync,
+        groupShared: settings.group_shared,
+      });
     } catch (err) {
       throw this.missingOr(err);
     }
@@ -308,7 +312,7 @@ export class Queue {
     } catch (err) {
       // work/ itself may be gone (deleted by hand): make it again and try once more.
       if (errnoOf((err as { cause?: unknown }).cause) === 'ENOENT' && fs.existsSync(this.dir)) {
-        ensureDir(this.workDir);
+        ensureDir(this.workDir, { groupShared: this.groupShared });
         return claimRename(src, join(this.workDir, inFlightName));
       }
       throw this.missingOr(err);
@@ -322,18 +326,31 @@ export class Queue {
    */
   private readClaimed(inFlight: string, ready: ReadyName): Message | null {
     const path = join(this.workDir, inFlight);
-    const text = readTextIfExists(path);
-    if (text === null) return null;
+    let content: Buffer | null;
     try {
-      const msg = decodeMessage(text, { queue: this.name, file: parseInFlightName(inFlight) ?? ready, path });
+      content = readRegularFile(path);
+    } catch (err) {
+      // A link, a folder or a FIFO under a message name, or a file too large to read.
+      if (isDdmqError(err, 'UNSAFE_PATH') || (isDdmqError(err, 'IO') && err.osCode === 'EFBIG')) {
+        this.moveAside(path, inFlight, err);
+        return null;
+      }
+      throw err;
+    }
+    if (content === null) return null;
+    try {
+      const msg = decodeMessage(content, { queue: this.name, file: parseInFlightName(inFlight) ?? ready, path });
       msg.queue = this.name; // the folder it is in, whatever the file says
       return msg;
     } catch (err) {
       if (!isDdmqError(err, 'CORRUPT_MESSAGE')) throw err;
       const now = this.host.now();
       const mtime = statMtime(path);
-      if (mtime !== null && now - mtime < FRESH_WRITE_MS) {
-        if (claimRename(path, join(this.dir, ready.name))) this.deferred.set(ready.name, mtime + FRESH_WRITE_MS);
+      // Changed in the last seconds (or "in the future", by a skewed clock): maybe half written.
+      if (mtime !== null && mtime > now - FRESH_WRITE_MS) {
+        if (claimRename(path, join(this.dir, ready.name))) {
+          this.deferred.set(ready.name, Math.min(mtime, now) + FRESH_WRITE_MS);
+        }
         return null;
       }
       this.moveAside(path, inFlight, err);
@@ -342,7 +359,7 @@ export class Queue {
   }
 
   private moveAside(path: string, name: string, err: DdmqError): void {
-    ensureDir(this.corruptDir);
+    ensureDir(this.corruptDir, { groupShared: this.groupShared });
     const target = join(this.corruptDir, name);
     claimRename(path, target);
     this.host.warn(
@@ -426,7 +443,7 @@ export class Queue {
       extra: { ...msg.extra },
     });
     again.filename = readyFileName(again.priority, again.queueNumber, again.id);
-    this.write(again, this.host.fsync ?? settings.fsync);
+    this.write(again, settings);
     unlinkIfExists(claimedPath);
     this.host.log('info', `requeued ${this.name}/${claimed} as ${again.filename}`);
     return { action: 'requeued', filename: again.filename };
@@ -455,11 +472,12 @@ export class Queue {
   async clean(options: CleanOptions = {}): Promise<CleanResult> {
     const settings = await this.settings();
     const result: CleanResult = { queue: this.name, requeued: 0, dropped: 0, corrupt: 0, tempsRemoved: 0 };
-    const nowSec = Math.floor(this.host.now() / 1000);
+    const due = Math.floor(this.host.now() / 1000) - settings.expiry_grace;
     this.lastCleaned = this.host.now();
+    if (!isRealDir(this.workDir)) return result;
     for (const name of this.list(this.workDir)) {
       const file = isMessageName(name) ? parseInFlightName(name) : null;
-      if (file === null || file.expiry >= nowSec) continue;
+      if (file === null || file.expiry >= due) continue;
       const claimed = this.claimInFlight(file, REQUEUE_CLAIM_SECONDS);
       if (claimed === null) continue;
       const msg = this.readClaimed(claimed, file);
@@ -517,8 +535,9 @@ export class Queue {
     return path;
   }
 
-  counts(): QueueCounts {
-    const nowSec = Math.floor(this.host.now() / 1000);
+  /** `expired`: in flight and past expiry plus `expiry_grace`, so the next clean requeues it. */
+  async counts(): Promise<QueueCounts> {
+    const due = Math.floor(this.host.now() / 1000) - (await this.settings()).expiry_grace;
     let ready = 0;
     let inFlight = 0;
     let expired = 0;
@@ -527,7 +546,7 @@ export class Queue {
       const file = isMessageName(name) ? parseInFlightName(name) : null;
       if (file === null) continue;
       inFlight++;
-      if (file.expiry < nowSec) expired++;
+      if (file.expiry < due) expired++;
     }
     const corrupt = (listIfExists(this.corruptDir) ?? []).filter(isMessageName).length;
     return { queue: this.name, ready, inFlight, expired, corrupt };
