@@ -183,6 +183,8 @@ export class Broker implements QueueHost {
     const shared = layerSettings(key === '' ? next : await this.layer(''), key === '' ? undefined : next).group_shared;
     writeFileAtomic(dir, SETTINGS_FILE, await stringifySettings(next), { fsync: this.fsync ?? false, groupShared: shared });
     this.layers.set(key, { layer: next, readAt: this.now() });
+    // A root made shared must let the group make queues in it too.
+    if (key === '' && next.group_shared === true) ensureDir(this.root, { groupShared: true });
     return next;
   }
 
@@ -212,7 +214,8 @@ export class Broker implements QueueHost {
   async listQueues(): Promise<string[]> {
     const names = listIfExists(this.root);
     if (names === null) throw new DdmqError('ROOT_MISSING', `root folder ${this.root} does not exist`, { path: this.root });
-    return names.filter((n) => isQueueName(n) && isFile(join(this.root, n, SETTINGS_FILE))).sort();
+    // A queue folder that is a symbolic link is not listed (nor used): it may lead out of the tree.
+    return names.filter((n) => isQueueName(n) && isPlainDir(join(this.root, n)) && isFile(join(this.root, n, SETTINGS_FILE))).sort();
   }
 
   async queueExists(name: string): Promise<boolean> {
@@ -310,12 +313,24 @@ export class Broker implements QueueHost {
 
   /** Publishes a message (a string or any JSON value) and returns it as written. */
   async publish(queue: string, body: unknown, options?: PublishOptions): Promise<Message> {
-    return (await this.queue(queue)).publish(body, options);
+    return this.recreating(queue, (q) => q.publish(body, options));
   }
 
   /** Takes up to `n` ready messages in order into work/; [] if there are none. */
   async consume(queue: string, options?: ConsumeOptions): Promise<Message[]> {
-    return (await this.queue(queue)).consume(options);
+    return this.recreating(queue, (q) => q.consume(options));
+  }
+
+  /** Runs fn on the queue; with `create`, a queue deleted under us is made again, once. */
+  private async recreating<T>(name: string, fn: (q: Queue) => Promise<T>): Promise<T> {
+    try {
+      return await fn(await this.queue(name));
+    } catch (err) {
+      if (!this.create || !isDdmqError(err, 'QUEUE_MISSING')) throw err;
+      this.queues.delete(name);
+      this.layers.delete(name);
+      return fn(await this.queue(name));
+    }
   }
 
   /** Takes the next ready message; null if there is none. */
@@ -391,6 +406,14 @@ function isOurs(name: string): boolean {
     name.startsWith(TEMP_PREFIX) ||
     isNfsSillyRename(name)
   );
+}
+
+function isPlainDir(path: string): boolean {
+  try {
+    return fs.lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function isFile(path: string): boolean {

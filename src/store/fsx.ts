@@ -179,13 +179,15 @@ export function ensureDir(path: string, options: { groupShared?: boolean } = {})
   for (let attempt = 1; ; attempt++) {
     try {
       retryStale(() => fs.mkdirSync(path));
-      if (options.groupShared) addGroupAccess(path, 0o2070);
-      return;
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw ioError(err, 'create folder', path);
-      if (isRealDir(path)) return;
-      if (attempt >= 5) throw ioError(err, 'create folder', path);
+      if (!isRealDir(path)) {
+        if (attempt >= 5) throw ioError(err, 'create folder', path);
+        continue;
+      }
     }
+    if (options.groupShared) addGroupAccess(path, 0o2070);
+    return;
   }
 }
 
@@ -197,6 +199,8 @@ function addGroupAccess(path: string, bits: number, fd?: number): void {
     if (fd === undefined) fs.chmodSync(path, mode | bits);
     else fs.fchmodSync(fd, mode | bits);
   } catch (err) {
+    // Someone else's folder: its maker set its access, and it is not ours to change.
+    if (errnoOf(err) === 'EPERM' && fd === undefined) return;
     throw ioError(err, 'set group access on', path);
   }
 }

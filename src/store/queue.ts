@@ -191,6 +191,7 @@ export class Queue {
     let data: string;
     try {
       data = encodeMessage(msg);
+      if (JSON.stringify(msg.message) === undefined) throw new Error(`a ${typeof msg.message} is not a JSON value`);
     } catch (err) {
       throw new DdmqError('INVALID_ARGUMENT', `the message cannot be written as JSON: ${(err as Error).message}`);
     }
@@ -378,7 +379,7 @@ export class Queue {
     } catch (err) {
       throw this.missingOr(err);
     }
-    if (!gone) throw notInFlight(this.name, name);
+    if (!gone) throw fs.existsSync(this.dir) ? notInFlight(this.name, name) : queueMissing(this.name, this.dir);
     this.host.log('debug', `acked ${this.name}/${name}`);
   }
 
