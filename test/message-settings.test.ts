@@ -104,6 +104,15 @@ describe('message codec', () => {
     );
   });
 
+  it('refuses JSON nested deeper than can be written again, but not strings that look nested', () => {
+    const deep = `{"message": ${'['.repeat(5000)}${']'.repeat(5000)}}`;
+    assert.throws(() => decodeMessage(deep, ctx), (e) => isDdmqError(e, 'CORRUPT_MESSAGE') && /nested deeper/.test(e.message));
+    const looks = JSON.stringify({ message: '['.repeat(5000) + '\\"{'.repeat(100) });
+    assert.equal(decodeMessage(looks, ctx).text.length, 5000 + 300);
+    const ok = `{"message": ${'['.repeat(900)}${']'.repeat(900)}}`;
+    assert.doesNotThrow(() => JSON.stringify(decodeMessage(ok, ctx)));
+  });
+
   it('keeps "__proto__" as a plain key, never as a prototype', () => {
     const m = decodeMessage('{"message": "x", "__proto__": {"polluted": true}}', ctx);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);

@@ -113,6 +113,11 @@ export function decodeMessage(
   } catch {
     throw corrupt(context.path, 'it is not valid UTF-8');
   }
+  if (text.length > 2 * MAX_NESTING && nestingDepth(text) > MAX_NESTING) {
+    // JSON.parse takes any depth, but JSON.stringify overflows the stack: such a message
+    // could be read but never requeued or printed.
+    throw corrupt(context.path, `it is nested deeper than ${MAX_NESTING} levels`);
+  }
   try {
     data = JSON.parse(text);
   } catch (err) {
@@ -141,6 +146,27 @@ export function decodeMessage(
     requeueLimit: optional(obj.requeue_limit, key('requeue_limit'), isCount, 'a non-negative integer or null') ?? null,
     extra,
   });
+}
+
+/** How deep a message's JSON may nest. */
+export const MAX_NESTING = 1000;
+
+/** The deepest nesting of [ and { in a JSON text, strings skipped. */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > max) max = depth;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return max;
 }
 
 /** Decodes UTF-8, refusing invalid bytes rather than replacing them. */

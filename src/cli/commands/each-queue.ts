@@ -1,3 +1,4 @@
+import { DdmqError } from '../../format/errors.js';
 import { checkQueueName } from '../../format/names.js';
 import type { Broker } from '../../store/broker.js';
 import { openBroker } from '../open.js';
@@ -15,6 +16,7 @@ export async function forEachQueue(
   plain: (row: Row) => string,
 ): Promise<number> {
   const names = listOf(input.queue).map(checkQueueName);
+  if (names.length === 0) throw new DdmqError('INVALID_ARGUMENT', `no queue names given (${JSON.stringify(input.queue)})`);
   const broker = await openBroker(input, ctx);
   const rows: Row[] = [];
   for (const queue of names) rows.push(await act(broker, queue));
