@@ -461,7 +461,15 @@ export class Queue {
   private async cleanIfDue(settings: Settings): Promise<void> {
     const now = this.host.now();
     const last = Math.max(this.lastCleaned, settings.cleaned * 1000);
-    if (now - last >= this.host.cleanInterval) await this.clean();
+    if (now - last < this.host.cleanInterval) return;
+    try {
+      await this.clean();
+    } catch (err) {
+      // Housekeeping that fails (a full disk while requeueing) must not stop consuming;
+      // the messages stay in work/ and a later clean takes them.
+      if (!(err instanceof DdmqError) || err.code === 'QUEUE_MISSING') throw err;
+      this.host.warn(new DdmqError(err.code, `clean before consume failed: ${err.message}`, { path: err.path, osCode: err.osCode, cause: err }));
+    }
   }
 
   /**
@@ -475,6 +483,7 @@ export class Queue {
     const result: CleanResult = { queue: this.name, requeued: 0, dropped: 0, corrupt: 0, tempsRemoved: 0 };
     const due = Math.floor(this.host.now() / 1000) - settings.expiry_grace;
     this.lastCleaned = this.host.now();
+    if (!isRealDir(this.dir)) throw queueMissing(this.name, this.dir);
     if (!isRealDir(this.workDir)) return result;
     for (const name of this.list(this.workDir)) {
       const file = isMessageName(name) ? parseInFlightName(name) : null;
