@@ -143,7 +143,7 @@ describe('crash soak', () => {
     readLogs();
 
     // What happened, per message id (a requeued message keeps its id).
-    const everything = procs.flatMap((p) => (lines.get(p.log) ?? []).map((l) => ({ ...l, proc: p })));
+    const everything: (Line & { proc: Proc })[] = procs.flatMap((p) => (lines.get(p.log) ?? []).map((l) => ({ ...l, proc: p })));
     const bad = everything.filter((l) => 'bad' in l || 'warn' in l);
     assert.deepEqual(bad.map(({ proc, ...l }) => l), [], 'no partial or corrupt message was ever read');
     const byId = new Map<string, { deliveries: { proc: Proc; f: unknown }[]; acked: number; acking: number }>();
@@ -154,14 +154,14 @@ describe('crash soak', () => {
       return e;
     };
     for (const l of everything) {
-      if ('c' in l) entry(l.c).deliveries.push({ proc: l.proc, f: l.f });
-      if ('a' in l) entry(l.a).acked++;
-      if ('acking' in l) entry(l.acking).acking++;
+      if (l.c !== undefined) entry(l.c).deliveries.push({ proc: l.proc, f: l.f });
+      if (l.a !== undefined) entry(l.a).acked++;
+      if (l.acking !== undefined) entry(l.acking).acking++;
     }
     // No loss: every task, and every message a producer saw published, was acknowledged.
     const missing = all.filter((k) => !decided.has(k));
     assert.deepEqual(missing, [], 'every task was acknowledged');
-    for (const l of everything.filter((x) => 'p' in x)) {
+    for (const l of everything.filter((x) => x.p !== undefined)) {
       assert.ok((byId.get(String(l.id))?.acking ?? 0) > 0, `published message ${String(l.id)} (task ${String(l.p)}) was acknowledged`);
     }
     // Duplicates only after a kill or an overrun: a delivery that was followed by another
