@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -59,4 +60,24 @@ export function ls(dir: string): string[] {
 export function setMtime(path: string, msAgo: number): void {
   const t = new Date(Date.now() - msAgo);
   fs.utimesSync(path, t, t);
+}
+
+export interface ChildResult {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/** Runs test/fixtures/worker.mjs with the arguments; resolves when it exits. */
+export function worker(...args: (string | number)[]): Promise<ChildResult> {
+  const script = join(REPO, 'test', 'fixtures', 'worker.mjs');
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [script, ...args.map(String)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    p.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, out, err }));
+  });
 }

@@ -10,13 +10,12 @@
  *   bash scripts/with-netfs.sh npm test
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Broker } from '../src/index.js';
-import { REPO } from './helpers.js';
+import { worker } from './helpers.js';
 
 interface Rig {
   name: string;
@@ -29,19 +28,7 @@ interface Rig {
 
 const rigs: Rig[] = process.env.DDMQ_NETFS ? (JSON.parse(process.env.DDMQ_NETFS) as Rig[]) : [];
 if (rigs.length === 0 && process.env.CI) throw new Error('CI must run the network file system tests: run them through scripts/with-netfs.sh');
-const WORKER = join(REPO, 'test', 'fixtures', 'worker.mjs');
 
-function child(...args: (string | number)[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [WORKER, ...args.map(String)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-    p.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 const messageFiles = (dir: string) => fs.readdirSync(dir).filter((n) => n.includes('.ddmq'));
 
@@ -61,8 +48,8 @@ for (const rig of rigs) {
       await broker.createQueue('q');
       // All processes run on this machine, so a local file tells the consumers to stop.
       const stopFile = `/tmp/${top}-race-stop`;
-      const consumers = [onA, onA, onB, onB].map((m, i) => child('consume', join(m, root), 'q', `stop:${stopFile}`, i % 2 ? 10 : 1));
-      const producers = await Promise.all([onA, onB].map((m, i) => child('produce', join(m, root), 'q', `p${i}`, 500)));
+      const consumers = [onA, onA, onB, onB].map((m, i) => worker('consume', join(m, root), 'q', `stop:${stopFile}`, i % 2 ? 10 : 1));
+      const producers = await Promise.all([onA, onB].map((m, i) => worker('produce', join(m, root), 'q', `p${i}`, 500)));
       for (const p of producers) assert.deepEqual([p.code, p.err], [0, '']);
       // The server's own view decides when all is done; the clients' views may be stale.
       const deadline = Date.now() + 120_000;
@@ -96,7 +83,7 @@ for (const rig of rigs) {
       for (let i = 0; i < 400; i++) ids.add((await past.publish('q', i)).id);
       assert.equal((await past.consume('q', { n: 400, timeout: 1 })).length, 400);
       const startAt = Date.now() + 2000;
-      const results = await Promise.all([onA, onB, onA, onB].map((m) => child('clean', join(m, 'clean'), 'q', startAt)));
+      const results = await Promise.all([onA, onB, onA, onB].map((m) => worker('clean', join(m, 'clean'), 'q', startAt)));
       const requeued = results.map((r) => {
         assert.deepEqual([r.code, r.err], [0, ''], 'cleaner exited cleanly');
         return Number((JSON.parse(r.out) as { requeued: number }).requeued);

@@ -4,32 +4,14 @@
  * so every message must be taken exactly once.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker } from '../src/index.js';
-import { ls, REPO, tempDir } from './helpers.js';
+import { ls, tempDir, worker } from './helpers.js';
 
-const WORKER = join(REPO, 'test', 'fixtures', 'worker.mjs');
 
-interface Exit {
-  code: number | null;
-  out: string;
-  err: string;
-}
 
-function child(...args: (string | number)[]): Promise<Exit> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [WORKER, ...args.map(String)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-    p.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 function lines(out: string): Record<string, unknown>[] {
   return out
@@ -44,8 +26,8 @@ describe('races between processes', () => {
     const broker = await Broker.open(root, { create: true });
     await broker.createQueue('q');
     const done = join(root, 'producers-done');
-    const consumers = [1, 1, 10, 10].map((batch) => child('consume', root, 'q', done, batch));
-    const producers = ['a', 'b'].map((id) => child('produce', root, 'q', id, 2000));
+    const consumers = [1, 1, 10, 10].map((batch) => worker('consume', root, 'q', done, batch));
+    const producers = ['a', 'b'].map((id) => worker('produce', root, 'q', id, 2000));
     for (const p of await Promise.all(producers)) assert.deepEqual([p.code, p.err], [0, '']);
     fs.writeFileSync(done, '');
     const results = await Promise.all(consumers);
@@ -88,7 +70,7 @@ describe('races between processes', () => {
     assert.equal(ls(join(root, 'q', 'work')).length, 2000);
 
     const startAt = Date.now() + 1500;
-    const results = await Promise.all([1, 2, 3, 4].map(() => child('clean', root, 'q', startAt)));
+    const results = await Promise.all([1, 2, 3, 4].map(() => worker('clean', root, 'q', startAt)));
     const requeued: number[] = [];
     for (const r of results) {
       assert.deepEqual([r.code, r.err], [0, ''], 'cleaner exited cleanly');
