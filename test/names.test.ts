@@ -7,6 +7,8 @@ import {
   checkQueueName,
   compareReady,
   inFlightFileName,
+  nameOfKey,
+  readyKeyOf,
   newClaimToken,
   newMessageId,
   parseInFlightName,
@@ -16,6 +18,7 @@ import {
   readySortKey,
 } from '../src/format/names.js';
 import { QueueNumbers } from '../src/format/queue-number.js';
+import { ReadyListing, shortKeyOf } from '../src/format/listing.js';
 
 const hexId = fc.stringMatching(/^[0-9a-f]{32}$/);
 const digits = (min: number, max: number) => fc.stringMatching(new RegExp(`^[0-9]{${min},${max}}$`));
@@ -66,7 +69,7 @@ describe('message file names', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 2 ** 40 }), fc.nat(), digits(1, 25), hexId, (expiry, prio, qnum, id) => {
         const token = newClaimToken();
-        const name = inFlightFileName(expiry, { priority: prio, queueNumber: qnum, id }, token);
+        const name = inFlightFileName(expiry, readyFileName(prio, qnum, id), token);
         const parsed = parseInFlightName(name)!;
         assert.equal(parsed.expiry, expiry);
         assert.equal(parsed.id, id);
@@ -103,15 +106,27 @@ describe('message file names', () => {
 });
 
 describe('serving order', () => {
+  it('keys are made for exactly the names the ready pattern accepts, and end with the name', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ maxLength: 60 }), fc.stringMatching(/^[0-9]{1,5}\.[0-9]{0,22}\.?d?dmq[A-Za-z0-9.]{0,40}$/)), (name) => {
+        const key = readyKeyOf(name);
+        assert.equal(key !== null, parseReadyName(name) !== null, name);
+        if (key !== null) assert.equal(nameOfKey(key), name);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   const entry = (prio: bigint | number, qnum: string, id: string) => parseReadyName(readyFileName(String(prio), qnum, id))!;
 
   it('is numeric by priority: 1000 after 999, 10 after 9, leading zeros ignored', () => {
     const names = [entry(1000, '1', 'a'), entry(999, '1', 'a'), entry(10, '1', 'a'), entry(9, '1', 'a'), entry(0, '1', 'a')];
     assert.deepEqual(names.sort(compareReady).map((n) => n.priority), ['0', '9', '10', '999', '1000']);
-    assert.equal(compareReady(entry(7, '5', 'a'), parseReadyName('007.5.ddmqa')!), 0);
+    const padded = parseReadyName('007.5.ddmqa')!;
+    assert.ok(compareReady(entry(6, '5', 'a'), padded) < 0 && compareReady(padded, entry(8, '5', 'a')) < 0);
   });
 
-  it('equals the order of (priority, queue number read as seconds.fraction, id) for any digits', () => {
+  it('equals the order of (priority, queue number read as seconds.fraction, file name) for any digits', () => {
     const name = fc.record({
       prio: fc.bigInt({ min: 0n, max: 10n ** 30n }),
       qnum: digits(1, 24),
@@ -126,7 +141,9 @@ describe('serving order', () => {
             const va = qnumValue(a.qnum);
             const vb = qnumValue(b.qnum);
             if (va !== vb) return va < vb ? -1 : 1;
-            return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+            const na = readyFileName(String(a.prio), a.qnum, a.id);
+            const nb = readyFileName(String(b.prio), b.qnum, b.id);
+            return na < nb ? -1 : na > nb ? 1 : 0;
           })
           .map((i) => [String(i.prio), qnumValue(i.qnum), i.id]);
         assert.deepEqual(
@@ -158,6 +175,57 @@ describe('serving order', () => {
     );
     assert.ok(readySortKey(entry(999, '153863837825', 'a')) < readySortKey(entry(999, '15386383783', 'a'))); // .25 < .3
     assert.ok(readySortKey(entry(999, '15386383789', 'a')) < readySortKey(entry(999, '15386383790', 'a'))); // .9 < 1539...0
+  });
+});
+
+describe('sorted listings', () => {
+  const ourName = fc.tuple(fc.integer({ min: 0, max: 999_999_999 }), fc.stringMatching(/^[0-9]{20}$/), hexId).map(([p, q, id]) => readyFileName(p, q, id));
+  const anyName = fc.oneof(ourName, fc.tuple(fc.stringMatching(/^[0-9]{1,12}$/), digits(1, 24), fc.stringMatching(/^[A-Za-z0-9]{1,8}$/)).map(([p, q, id]) => readyFileName(p, q, id)));
+  const drain = (l: ReadyListing) => {
+    const out: string[] = [];
+    for (let n = l.next(); n !== undefined; n = l.next()) out.push(n);
+    return out;
+  };
+  const byCompare = (names: string[]) => [...new Set(names)].sort((a, b) => compareReady(parseReadyName(a)!, parseReadyName(b)!));
+
+  it("hand out the ready names in serving order, with ddmq's short keys or the general ones", () => {
+    fc.assert(
+      fc.property(fc.array(ourName, { maxLength: 60 }), (names) => {
+        assert.deepEqual(drain(ReadyListing.of([...new Set(names)])), byCompare(names));
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(anyName, { maxLength: 60 }), fc.array(fc.string({ maxLength: 20 }), { maxLength: 5 }), (names, junk) => {
+        // Junk (not ready names) is left out; the order is the general one.
+        const got = drain(ReadyListing.of([...new Set(names), ...junk.filter((j) => parseReadyName(j) === null)]));
+        const want = byCompare(names);
+        assert.deepEqual(got.map((n) => readySortKey(parseReadyName(n)!)), want.map((n) => readySortKey(parseReadyName(n)!)));
+      }),
+    );
+  });
+
+  it('say whether a new name sorts before the next one to hand out', () => {
+    fc.assert(
+      fc.property(fc.array(anyName, { minLength: 1, maxLength: 30 }), anyName, fc.nat(30), (names, extra, taken) => {
+        const listing = ReadyListing.of([...new Set(names)]);
+        listing.skip(taken);
+        const rest = drain(ReadyListing.of([...new Set(names)])).slice(Math.min(taken, new Set(names).size));
+        const before = listing.sortsBeforeNext(extra);
+        if (rest.length === 0) return assert.equal(before, true);
+        const short = names.every((n) => shortKeyOf(n) !== null);
+        if (!short) return assert.equal(before, readyKeyOf(extra)! < readyKeyOf(rest[0]!)!);
+        // A short listing compares short keys; a name of another shape counts as before.
+        const key = shortKeyOf(extra);
+        assert.equal(before, key === null || key < shortKeyOf(rest[0]!)!);
+      }),
+    );
+  });
+
+  it('are cheap for a deep queue: short keys for names ddmq writes', () => {
+    assert.equal(shortKeyOf('999.17960000000000000000.ddmqabc'), '3999.17960000000000000000.ddmqabc');
+    for (const n of ['0999.17960000000000000000.ddmqa', '999.1796000000000000000.ddmqa', '9999999999.17960000000000000000.ddmqa', '999.17960000000000000000.ddmq', '999.17960000000000000000.ddmqa.b']) {
+      assert.equal(shortKeyOf(n), null, n);
+    }
   });
 });
 

@@ -19,10 +19,10 @@ import {
   newMessageId,
   parseInFlightName,
   parseReadyName,
-  type ReadyName,
   readyFileName,
-  readySortKey,
+  readyNameOf,
 } from '../format/names.js';
+import { ReadyListing } from '../format/listing.js';
 import { queueNumbers } from '../format/queue-number.js';
 import { checkSetting, type Settings, type SettingsLayer } from '../format/settings.js';
 import {
@@ -121,20 +121,14 @@ export interface QueueCounts {
   corrupt: number;
 }
 
-interface Candidate {
-  key: string;
-  file: ReadyName;
-}
-
 export class Queue {
   readonly name: string;
   readonly dir: string;
   readonly workDir: string;
   readonly corruptDir: string;
 
-  // The cached, sorted listing that consume claims from, and where in it we are.
-  private listing: Candidate[] = [];
-  private cursor = 0;
+  /** The cached, sorted listing that consume claims from. */
+  private listing = ReadyListing.EMPTY;
   private listedAt = -Infinity;
   private listingCost = 0;
   /** Files that did not parse but were fresh, put back until the given time. */
@@ -205,8 +199,7 @@ export class Queue {
     }
     // A message this process writes ahead of its own next cached name must not wait for
     // the next listing to be served.
-    const next = this.listing[this.cursor];
-    if (next !== undefined && readySortKey(parseReadyName(msg.filename)!) < next.key) this.forgetListing();
+    if (this.listing.remaining > 0 && this.listing.sortsBeforeNext(msg.filename)) this.forgetListing();
   }
 
   // ---- consume ----------------------------------------------------------------------
@@ -229,7 +222,7 @@ export class Queue {
         claimedSinceListing = 0;
         continue;
       }
-      const msg = this.claimReady(candidate.file, options.timeout ?? settings.message_timeout, options.timeout);
+      const msg = this.claimReady(candidate, options.timeout ?? settings.message_timeout, options.timeout);
       if (msg) {
         out.push(msg);
         claimedSinceListing++;
@@ -244,61 +237,51 @@ export class Queue {
    * listing took), so that listing costs at most about a tenth of the time however deep
    * the queue is. 'exhausted' when a fresh listing gave nothing that could be claimed.
    */
-  private nextCandidate(mayRelist: boolean): Candidate | 'relisted' | 'exhausted' {
+  private nextCandidate(mayRelist: boolean): string | 'relisted' | 'exhausted' {
     const now = this.host.now();
     const maxAge = Math.max(this.host.listingInterval, 10 * this.listingCost);
     if (now - this.listedAt <= maxAge) {
-      while (this.cursor < this.listing.length) {
-        const c = this.listing[this.cursor++]!;
-        const until = this.deferred.get(c.file.name);
-        if (until === undefined) return c;
+      for (let name = this.listing.next(); name !== undefined; name = this.listing.next()) {
+        if (this.deferred.size === 0) return name;
+        const until = this.deferred.get(name);
+        if (until === undefined) return name;
         if (until <= now) {
-          this.deferred.delete(c.file.name);
-          return c;
+          this.deferred.delete(name);
+          return name;
         }
       }
       if (!mayRelist) return 'exhausted';
     }
     this.relist();
-    return this.listing.length === 0 ? 'exhausted' : 'relisted';
+    return this.listing.size === 0 ? 'exhausted' : 'relisted';
   }
 
   private relist(): void {
     const started = performance.now();
-    const names = this.list(this.dir);
-    const listing: Candidate[] = [];
-    for (const name of names) {
-      if (!isMessageName(name)) continue;
-      const file = parseReadyName(name);
-      if (file !== null) listing.push({ key: readySortKey(file), file });
-    }
-    listing.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    this.listing = listing;
-    this.cursor = 0;
+    this.listing = ReadyListing.of(this.list(this.dir));
     this.listedAt = this.host.now();
     this.listingCost = performance.now() - started;
-    this.host.log('debug', `listed ${this.name}: ${listing.length} ready in ${this.listingCost.toFixed(1)} ms`);
+    this.host.log('debug', `listed ${this.name}: ${this.listing.size} ready in ${this.listingCost.toFixed(1)} ms`);
   }
 
   /** Drops the cached listing, so that the next consume lists the folder. */
   forgetListing(): void {
-    this.listing = [];
-    this.cursor = 0;
+    this.listing = ReadyListing.EMPTY;
   }
 
   /** Takes one ready file: rename into work/ first, read after. null if it was lost or unusable. */
-  private claimReady(file: ReadyName, lease: number, callTimeout: number | undefined): Message | null {
+  private claimReady(ready: string, lease: number, callTimeout: number | undefined): Message | null {
     const nowSec = Math.floor(this.host.now() / 1000);
-    let inFlight = inFlightFileName(nowSec + lease, file, newClaimToken());
-    if (!this.claim(join(this.dir, file.name), inFlight)) {
+    let inFlight = inFlightFileName(nowSec + lease, ready, newClaimToken());
+    if (!this.claim(join(this.dir, ready), inFlight)) {
       this.lostClaims++;
       return null;
     }
-    const msg = this.readClaimed(inFlight, file);
+    const msg = this.readClaimed(inFlight);
     if (msg === null) return null;
     // The message's own lease applies when the call did not set one; it is only known now.
     if (callTimeout === undefined && msg.timeout !== null && msg.timeout !== lease) {
-      const renewed = inFlightFileName(nowSec + msg.timeout, file, newClaimToken());
+      const renewed = inFlightFileName(nowSec + msg.timeout, ready, newClaimToken());
       if (!this.claim(join(this.workDir, inFlight), renewed)) return null;
       inFlight = renewed;
     }
@@ -325,8 +308,9 @@ export class Queue {
    * back if it changed in the last seconds (the original tool writes in place, so it may
    * be half written), and otherwise moved to corrupt/ and reported.
    */
-  private readClaimed(inFlight: string, ready: ReadyName): Message | null {
+  private readClaimed(inFlight: string): Message | null {
     const path = join(this.workDir, inFlight);
+    const file = parseInFlightName(inFlight)!;
     let content: Buffer | null;
     try {
       content = readRegularFile(path);
@@ -340,7 +324,7 @@ export class Queue {
     }
     if (content === null) return null;
     try {
-      const msg = decodeMessage(content, { queue: this.name, file: parseInFlightName(inFlight) ?? ready, path });
+      const msg = decodeMessage(content, { queue: this.name, file, path });
       msg.queue = this.name; // the folder it is in, whatever the file says
       return msg;
     } catch (err) {
@@ -349,9 +333,8 @@ export class Queue {
       const mtime = statMtime(path);
       // Changed in the last seconds (or "in the future", by a skewed clock): maybe half written.
       if (mtime !== null && mtime > now - FRESH_WRITE_MS) {
-        if (claimRename(path, join(this.dir, ready.name))) {
-          this.deferred.set(ready.name, Math.min(mtime, now) + FRESH_WRITE_MS);
-        }
+        const ready = readyNameOf(file);
+        if (claimRename(path, join(this.dir, ready))) this.deferred.set(ready, Math.min(mtime, now) + FRESH_WRITE_MS);
         return null;
       }
       this.moveAside(path, inFlight, err);
@@ -395,7 +378,7 @@ export class Queue {
     if (claimed === null) throw notInFlight(this.name, name);
     let msg: Message | null;
     if (typeof target === 'string') {
-      msg = this.readClaimed(claimed, file);
+      msg = this.readClaimed(claimed);
       if (msg === null) throw new DdmqError('CORRUPT_MESSAGE', `message ${this.name}/${name} could not be read`);
     } else {
       msg = target;
@@ -417,7 +400,7 @@ export class Queue {
   /** Renames an in-flight file to a fresh claim of it with a lease of `seconds`; null if gone. */
   private claimInFlight(file: InFlightName, seconds: number): string | null {
     const nowSec = Math.floor(this.host.now() / 1000);
-    const renamed = inFlightFileName(nowSec + seconds, file, newClaimToken());
+    const renamed = inFlightFileName(nowSec + seconds, readyNameOf(file), newClaimToken());
     return this.claim(join(this.workDir, file.name), renamed) ? renamed : null;
   }
 
@@ -490,7 +473,7 @@ export class Queue {
       if (file === null || file.expiry >= due) continue;
       const claimed = this.claimInFlight(file, REQUEUE_CLAIM_SECONDS);
       if (claimed === null) continue;
-      const msg = this.readClaimed(claimed, file);
+      const msg = this.readClaimed(claimed);
       if (msg === null) {
         result.corrupt++;
         continue;
