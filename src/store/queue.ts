@@ -136,6 +136,8 @@ export class Queue {
   private lastCleaned = -Infinity;
   /** Claims this queue object lost to other clients (a measure of contention). */
   lostClaims = 0;
+  /** Claims lost since the last listing: each doubles how far this consumer jumps ahead. */
+  private losingStreak = 0;
   /** The group_shared setting as last read, for folders made on the way. */
   private groupShared = false;
 
@@ -259,6 +261,7 @@ export class Queue {
   private relist(): void {
     const started = performance.now();
     this.listing = ReadyListing.of(this.list(this.dir));
+    this.losingStreak = 0;
     this.listedAt = this.host.now();
     this.listingCost = performance.now() - started;
     this.host.log('debug', `listed ${this.name}: ${this.listing.size} ready in ${this.listingCost.toFixed(1)} ms`);
@@ -275,6 +278,7 @@ export class Queue {
     let inFlight = inFlightFileName(nowSec + lease, ready, newClaimToken());
     if (!this.claim(join(this.dir, ready), inFlight)) {
       this.lostClaims++;
+      this.jumpAhead();
       return null;
     }
     const msg = this.readClaimed(inFlight);
@@ -288,6 +292,20 @@ export class Queue {
     msg.filename = inFlight;
     this.host.log('debug', `consumed ${this.name}/${inFlight}`);
     return msg;
+  }
+
+  /**
+   * A lost claim means another consumer is working at this point of the listing. Walking
+   * on behind it, this consumer would lose again at every name it takes first. So it jumps
+   * ahead a random distance, within a window that doubles with every claim lost since its
+   * last listing (2, 4, 8, ... up to 1,024 names). Consumers spread out over the listing,
+   * each walks a stretch of its own and rarely meets another; the names one jumps over
+   * are taken by the consumer behind, which walks into them, or found at the next listing.
+   * So order is kept to within the window, and exactly when there is no competition.
+   */
+  private jumpAhead(): void {
+    const window = 2 ** Math.min(10, ++this.losingStreak);
+    this.listing.skip(Math.floor(Math.random() * window));
   }
 
   private claim(src: string, inFlightName: string): boolean {
