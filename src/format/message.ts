@@ -3,6 +3,7 @@
  * keys are kept, so a message read and written again loses nothing that another tool or
  * a newer version stored in it.
  */
+import { isUtf8 } from 'node:buffer';
 import { DdmqError } from './errors.js';
 import type { InFlightName, ReadyName } from './names.js';
 
@@ -108,11 +109,9 @@ export function decodeMessage(
 ): Message {
   let data: unknown;
   let text: string;
-  try {
-    text = typeof content === 'string' ? content : strictUtf8.decode(content);
-  } catch {
-    throw corrupt(context.path, 'it is not valid UTF-8');
-  }
+  if (typeof content === 'string') text = content;
+  else if (isUtf8(content)) text = (Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength)).toString('utf8');
+  else throw corrupt(context.path, 'it is not valid UTF-8');
   if (text.length > 2 * MAX_NESTING && nestingDepth(text) > MAX_NESTING) {
     // JSON.parse takes any depth, but JSON.stringify overflows the stack: such a message
     // could be read but never requeued or printed.
@@ -128,23 +127,28 @@ export function decodeMessage(
   }
   const obj = data as Record<string, unknown>;
   if (!('message' in obj)) throw corrupt(context.path, 'it has no "message" key');
-  const key = (name: string) => ({ path: context.path, name });
-
-  const extra = Object.fromEntries(Object.entries(obj).filter(([k]) => !KNOWN.has(k)));
+  const path = context.path;
   const file = context.file;
+  let extra: Record<string, unknown> | undefined;
+  for (const k in obj) {
+    if (KNOWN.has(k)) continue;
+    extra ??= {};
+    // defineProperty: a key "__proto__" stays a plain key
+    Object.defineProperty(extra, k, { value: obj[k], enumerable: true, writable: true, configurable: true });
+  }
   return new Message({
     message: obj.message,
-    queue: optional(obj.queue, key('queue'), isString, 'a string') ?? context.queue,
-    priority: optional(obj.priority, key('priority'), isCount, 'a non-negative integer') ?? safePriority(file, context.path),
-    queueNumber: queueNumberOf(obj.queue_number, key('queue_number')) ?? file.queueNumber,
-    id: optional(obj.id, key('id'), isString, 'a string') ?? file.id,
-    filename: optional(obj.filename, key('filename'), isString, 'a string') ?? file.name,
+    queue: optional(obj.queue, path, 'queue', isString, 'a string') ?? context.queue,
+    priority: optional(obj.priority, path, 'priority', isCount, 'a non-negative integer') ?? safePriority(file, path),
+    queueNumber: queueNumberOf(obj.queue_number, path) ?? file.queueNumber,
+    id: optional(obj.id, path, 'id', isString, 'a string') ?? file.id,
+    filename: optional(obj.filename, path, 'filename', isString, 'a string') ?? file.name,
     // The original treats a timeout of 0 as unset; so do we.
-    timeout: optional(obj.timeout, key('timeout'), isCount, 'a non-negative integer or null') || null,
-    requeue: optional(obj.requeue, key('requeue'), isRequeue, 'a boolean, a non-negative integer or null') ?? null,
-    requeueCounter: optional(obj.requeue_counter, key('requeue_counter'), isCount, 'a non-negative integer') ?? 0,
-    requeueLimit: optional(obj.requeue_limit, key('requeue_limit'), isCount, 'a non-negative integer or null') ?? null,
-    extra,
+    timeout: optional(obj.timeout, path, 'timeout', isCount, 'a non-negative integer or null') || null,
+    requeue: optional(obj.requeue, path, 'requeue', isRequeue, 'a boolean, a non-negative integer or null') ?? null,
+    requeueCounter: optional(obj.requeue_counter, path, 'requeue_counter', isCount, 'a non-negative integer') ?? 0,
+    requeueLimit: optional(obj.requeue_limit, path, 'requeue_limit', isCount, 'a non-negative integer or null') ?? null,
+    extra: extra ?? {},
   });
 }
 
@@ -169,9 +173,6 @@ function nestingDepth(text: string): number {
   return max;
 }
 
-/** Decodes UTF-8, refusing invalid bytes rather than replacing them. */
-export const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
 export function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
@@ -184,23 +185,18 @@ function isRequeue(v: unknown): v is Requeue {
   return typeof v === 'boolean' || isCount(v);
 }
 
-function optional<T>(
-  value: unknown,
-  where: { path: string; name: string },
-  check: (v: unknown) => v is T,
-  expected: string,
-): T | undefined {
+function optional<T>(value: unknown, path: string, name: string, check: (v: unknown) => v is T, expected: string): T | undefined {
   if (value === undefined || value === null) return undefined;
   if (check(value)) return value;
-  throw corrupt(where.path, `its "${where.name}" is ${JSON.stringify(value)}, expected ${expected}`);
+  throw corrupt(path, `its "${name}" is ${JSON.stringify(value)}, expected ${expected}`);
 }
 
-function queueNumberOf(value: unknown, where: { path: string; name: string }): string | undefined {
+function queueNumberOf(value: unknown, path: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   // Early versions of the original wrote it as a number.
   if (isCount(value)) return String(value);
   if (typeof value === 'string' && /^\d+$/.test(value)) return value;
-  throw corrupt(where.path, `its "queue_number" is ${JSON.stringify(value)}, expected a string of digits`);
+  throw corrupt(path, `its "queue_number" is ${JSON.stringify(value)}, expected a string of digits`);
 }
 
 function safePriority(file: ReadyName, path: string): number {

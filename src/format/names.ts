@@ -183,7 +183,8 @@ export function checkMessageFileName(name: unknown, allowed: readonly MessageNam
 
 /** A new message id: 32 lowercase hex digits (a random UUID without dashes). */
 export function newMessageId(): string {
-  return randomUUID().replace(/-/g, '');
+  const u = randomUUID(); // 8-4-4-4-12
+  return u.slice(0, 8) + u.slice(9, 13) + u.slice(14, 18) + u.slice(19, 23) + u.slice(24);
 }
 
 /** A new claim token: 12 lowercase hex digits, so that no other claimer picks the same name. */

@@ -87,6 +87,8 @@ export class Broker implements QueueHost {
   private readonly queues = new Map<string, Queue>();
   /** Settings files by queue name; '' is the root's. */
   private readonly layers = new Map<string, CachedLayer>();
+  /** Layered settings by queue, with the file layers they were made of. */
+  private readonly layered = new Map<string, { settings: Settings; root: CachedLayer; own: CachedLayer }>();
 
   private constructor(root: string, options: BrokerOptions) {
     this.root = root;
@@ -148,6 +150,10 @@ export class Broker implements QueueHost {
     this.onWarning(warning);
   }
 
+  get logging(): boolean {
+    return this.logger !== undefined;
+  }
+
   log(level: 'info' | 'debug', text: string): void {
     this.logger?.(level, text);
   }
@@ -156,9 +162,30 @@ export class Broker implements QueueHost {
 
   /** The settings in force for a queue (defaults < root < queue), or for the root. */
   async settings(queue?: string): Promise<Settings> {
+    if (queue !== undefined) {
+      const cached = this.cachedSettings(checkQueueName(queue));
+      if (cached !== undefined) return cached;
+    }
     const root = await this.layer('');
     if (queue === undefined) return layerSettings(root);
     return layerSettings(root, await this.layer(checkQueueName(queue)));
+  }
+
+  /**
+   * A queue's settings without I/O or a promise, when both files were read less than
+   * settingsTtl ago; undefined otherwise. Publish and consume call it for every message.
+   */
+  cachedSettings(queue: string): Settings | undefined {
+    if (queue === '') return undefined; // '' is the root's own layer, not a queue
+    const now = this.now();
+    const root = this.layers.get('');
+    const own = this.layers.get(queue);
+    if (!root || !own || now - root.readAt >= this.settingsTtl || now - own.readAt >= this.settingsTtl) return undefined;
+    const memo = this.layered.get(queue);
+    if (memo && memo.root === root && memo.own === own) return memo.settings;
+    const settings = layerSettings(root.layer, own.layer);
+    this.layered.set(queue, { settings, root, own });
+    return settings;
   }
 
   /** What one settings file says, read now: the root's, or a queue's. */
@@ -312,25 +339,30 @@ export class Broker implements QueueHost {
   // ---- messages ---------------------------------------------------------------------
 
   /** Publishes a message (a string or any JSON value) and returns it as written. */
-  async publish(queue: string, body: unknown, options?: PublishOptions): Promise<Message> {
-    return this.recreating(queue, (q) => q.publish(body, options));
+  publish(queue: string, body: unknown, options?: PublishOptions): Promise<Message> {
+    return this.withQueue(queue, (q) => q.publish(body, options));
   }
 
   /** Takes up to `n` ready messages in order into work/; [] if there are none. */
-  async consume(queue: string, options?: ConsumeOptions): Promise<Message[]> {
-    return this.recreating(queue, (q) => q.consume(options));
+  consume(queue: string, options?: ConsumeOptions): Promise<Message[]> {
+    return this.withQueue(queue, (q) => q.consume(options));
   }
 
-  /** Runs fn on the queue; with `create`, a queue deleted under us is made again, once. */
-  private async recreating<T>(name: string, fn: (q: Queue) => Promise<T>): Promise<T> {
-    try {
-      return await fn(await this.queue(name));
-    } catch (err) {
-      if (!this.create || !isDdmqError(err, 'QUEUE_MISSING')) throw err;
+  /**
+   * Runs fn on the queue, with no extra promise when the queue is known already (publish
+   * and consume pass here for every message). With `create`, a queue deleted under us is
+   * made again, once.
+   */
+  private withQueue<T>(name: string, fn: (q: Queue) => Promise<T>): Promise<T> {
+    const known = this.queues.get(name);
+    const run = known !== undefined ? fn(known) : this.queue(name).then(fn);
+    if (!this.create) return run;
+    return run.catch((err: unknown) => {
+      if (!isDdmqError(err, 'QUEUE_MISSING')) throw err;
       this.queues.delete(name);
       this.layers.delete(name);
-      return fn(await this.queue(name));
-    }
+      return this.queue(name).then(fn);
+    });
   }
 
   /** Takes the next ready message; null if there is none. */
@@ -341,7 +373,7 @@ export class Broker implements QueueHost {
   /** Acknowledges a consumed message (deletes it): `ack(msg)` or `ack(queue, filename)`. */
   async ack(target: Message | string, filename?: string): Promise<void> {
     const [queue, name] = this.target(target, filename);
-    (await this.queue(queue)).ack(name);
+    (this.queues.get(queue) ?? (await this.queue(queue))).ack(name);
   }
 
   /** Negatively acknowledges: `nack(msg, options?)` or `nack(queue, filename, options?)`. */

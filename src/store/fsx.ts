@@ -12,7 +12,7 @@
  *   O_EXCL are not relied on (sshfs keeps flock local; GlusterFS can fail O_EXCL for both).
  */
 import * as fs from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, sep } from 'node:path';
 import { DdmqError } from '../format/errors.js';
 import { newClaimToken } from '../format/names.js';
 
@@ -93,10 +93,15 @@ export function claimRename(src: string, dst: string): boolean {
 export const MAX_READ_BYTES = 512 * 1024 * 1024;
 const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 
+/** Reused for every read: message files are small, and most fit in one read into it. */
+let readBuffer = Buffer.allocUnsafe(64 * 1024);
+
 /**
  * Reads a regular file; null if it does not exist. A symbolic link is not followed (so a
- * link planted in the tree cannot make ddmq read outside it), and anything but a regular
- * file (a folder, a FIFO that would block) is refused: both are UNSAFE_PATH.
+ * link planted in the tree cannot make ddmq read outside it), and what is not a regular
+ * file is refused (UNSAFE_PATH): a folder fails the read with EISDIR; a FIFO, opened
+ * without blocking, gives EAGAIN or nothing; an endless device stops at MAX_READ_BYTES.
+ * There is no fstat: a short read is the end of a regular file.
  */
 export function readRegularFile(path: string): Buffer | null {
   let fd: number;
@@ -109,16 +114,31 @@ export function readRegularFile(path: string): Buffer | null {
     throw ioError(err, 'read', path);
   }
   try {
-    const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) throw unsafePath(path, 'is not a regular file');
-    if (stat.size > MAX_READ_BYTES) {
-      throw new DdmqError('IO', `cannot read ${path}: it is larger than ${MAX_READ_BYTES / 2 ** 20} MiB (EFBIG)`, {
-        path,
-        osCode: 'EFBIG',
-      });
+    let length = 0;
+    for (;;) {
+      if (length === readBuffer.length) {
+        if (length >= MAX_READ_BYTES) {
+          throw new DdmqError('IO', `cannot read ${path}: it is larger than ${MAX_READ_BYTES / 2 ** 20} MiB (EFBIG)`, {
+            path,
+            osCode: 'EFBIG',
+          });
+        }
+        const bigger = Buffer.allocUnsafe(Math.min(MAX_READ_BYTES, readBuffer.length * 4));
+        readBuffer.copy(bigger, 0, 0, length);
+        readBuffer = bigger;
+      }
+      const wanted = readBuffer.length - length;
+      const got = fs.readSync(fd, readBuffer, length, wanted, null);
+      length += got;
+      if (got < wanted) break;
     }
-    return fs.readFileSync(fd);
+    const content = Buffer.from(readBuffer.subarray(0, length));
+    if (readBuffer.length > 1024 * 1024) readBuffer = Buffer.allocUnsafe(64 * 1024); // do not keep a huge one
+    return content;
   } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'EISDIR') throw unsafePath(path, 'is a folder');
+    if (code === 'EAGAIN' || code === 'EINVAL') throw unsafePath(path, 'is not a regular file');
     throw ioError(err, 'read', path);
   } finally {
     fs.closeSync(fd);
@@ -217,28 +237,28 @@ export interface WriteOptions {
  * folder, which is then renamed to its final name. Readers see all of it or nothing.
  */
 export function writeFileAtomic(dir: string, name: string, data: string | Uint8Array, options: WriteOptions): void {
-  const tmp = join(dir, `${TEMP_PREFIX}${process.pid}-${newClaimToken()}`);
-  const final = join(dir, name);
-  let fd: number;
+  const tmp = `${dir}${sep}${TEMP_PREFIX}${process.pid}-${newClaimToken()}`;
+  const final = dir + sep + name;
   try {
-    fd = retryStale(() => fs.openSync(tmp, 'wx'));
-  } catch (err) {
-    throw ioError(err, 'create a file in', dir);
-  }
-  try {
-    try {
-      if (options.groupShared) addGroupAccess(tmp, 0o060, fd);
-      fs.writeFileSync(fd, data);
-      if (options.fsync) fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+    if (!options.fsync && !options.groupShared && typeof data === 'string') {
+      // One native call opens, writes and closes.
+      retryStale(() => fs.writeFileSync(tmp, data, { flag: 'wx' }));
+    } else {
+      const fd = retryStale(() => fs.openSync(tmp, 'wx'));
+      try {
+        if (options.groupShared) addGroupAccess(tmp, 0o060, fd);
+        fs.writeFileSync(fd, data);
+        if (options.fsync) fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
     }
     retryStale(() => fs.renameSync(tmp, final));
   } catch (err) {
     try {
       fs.unlinkSync(tmp);
     } catch {
-      // it may be gone already; the error that matters is the first one
+      // it may never have been made, or be gone already; the error that matters is the first
     }
     throw ioError(err, 'write', final);
   }

@@ -7,7 +7,7 @@
  * choose the same target; of two racing renames of one file exactly one finds it.
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import { decodeMessage, encodeMessage, isCount, Message, MESSAGE_KEYS, type Requeue } from '../format/message.js';
 import {
@@ -52,11 +52,15 @@ export interface QueueHost {
   readonly root: string;
   /** The queue's settings, layered and cached by the broker. */
   settings(queue: string): Promise<Settings>;
+  /** The same without a promise, when the broker has them cached; else undefined. */
+  cachedSettings(queue: string): Settings | undefined;
   readonly fsync: boolean | undefined;
   /** Milliseconds between listings while a consumer still has names in hand (the floor). */
   readonly listingInterval: number;
   readonly cleanInterval: number;
   warn(err: DdmqError): void;
+  /** Whether log() goes anywhere: the per-message lines are not even made when not. */
+  readonly logging: boolean;
   log(level: 'info' | 'debug', text: string): void;
   /** Epoch milliseconds; replaceable in tests. */
   now(): number;
@@ -126,6 +130,9 @@ export class Queue {
   readonly dir: string;
   readonly workDir: string;
   readonly corruptDir: string;
+  // With the separator, for paths built per message (names are checked; join would only normalise).
+  private readonly dirSlash: string;
+  private readonly workSlash: string;
 
   /** The cached, sorted listing that consume claims from. */
   private listing = ReadyListing.EMPTY;
@@ -148,19 +155,30 @@ export class Queue {
     this.name = name;
     this.dir = join(host.root, name);
     this.workDir = join(this.dir, WORK_DIR);
+    this.dirSlash = this.dir + sep;
+    this.workSlash = this.workDir + sep;
     this.corruptDir = join(this.dir, CORRUPT_DIR);
   }
 
   async settings(): Promise<Settings> {
-    const settings = await this.host.settings(this.name);
+    const settings = this.host.cachedSettings(this.name) ?? (await this.host.settings(this.name));
     this.groupShared = settings.group_shared;
     return settings;
+  }
+
+  /** The settings, without a promise when they are cached (the hot path of every message). */
+  private settingsNow(): Settings | Promise<Settings> {
+    const cached = this.host.cachedSettings(this.name);
+    if (cached === undefined) return this.settings();
+    this.groupShared = cached.group_shared;
+    return cached;
   }
 
   // ---- publish ----------------------------------------------------------------------
 
   async publish(body: unknown, options: PublishOptions = {}): Promise<Message> {
-    const settings = await this.settings();
+    const now = this.settingsNow();
+    const settings = now instanceof Promise ? await now : now;
     checkPublishOptions(options);
     const text = body === undefined ? '' : body;
     const requeue: Requeue = options.requeuePrio ?? options.requeue ?? settings.requeue;
@@ -179,7 +197,7 @@ export class Queue {
     });
     msg.filename = readyFileName(msg.priority, msg.queueNumber, msg.id);
     this.write(msg, settings);
-    this.host.log('debug', `published ${this.name}/${msg.filename}`);
+    if (this.host.logging) this.host.log('debug', `published ${this.name}/${msg.filename}`);
     return msg;
   }
 
@@ -212,8 +230,11 @@ export class Queue {
     if (options.timeout !== undefined && !(Number.isSafeInteger(options.timeout) && options.timeout >= 1)) {
       throw invalid('timeout', options.timeout, 'a whole number of seconds, at least 1');
     }
-    const settings = await this.settings();
-    if (!options.skipCleaning) await this.cleanIfDue(settings);
+    const now = this.settingsNow();
+    const settings = now instanceof Promise ? await now : now;
+    if (!options.skipCleaning && this.host.now() - Math.max(this.lastCleaned, settings.cleaned * 1000) >= this.host.cleanInterval) {
+      await this.cleanIfDue(settings);
+    }
 
     const out: Message[] = [];
     let claimedSinceListing = 1; // lets the first pass list once if the cache is empty
@@ -276,7 +297,7 @@ export class Queue {
   private claimReady(ready: string, lease: number, callTimeout: number | undefined): Message | null {
     const nowSec = Math.floor(this.host.now() / 1000);
     let inFlight = inFlightFileName(nowSec + lease, ready, newClaimToken());
-    if (!this.claim(join(this.dir, ready), inFlight)) {
+    if (!this.claim(this.dirSlash + ready, inFlight)) {
       this.lostClaims++;
       this.jumpAhead();
       return null;
@@ -286,11 +307,11 @@ export class Queue {
     // The message's own lease applies when the call did not set one; it is only known now.
     if (callTimeout === undefined && msg.timeout !== null && msg.timeout !== lease) {
       const renewed = inFlightFileName(nowSec + msg.timeout, ready, newClaimToken());
-      if (!this.claim(join(this.workDir, inFlight), renewed)) return null;
+      if (!this.claim(this.workSlash + inFlight, renewed)) return null;
       inFlight = renewed;
     }
     msg.filename = inFlight;
-    this.host.log('debug', `consumed ${this.name}/${inFlight}`);
+    if (this.host.logging) this.host.log('debug', `consumed ${this.name}/${inFlight}`);
     return msg;
   }
 
@@ -310,7 +331,7 @@ export class Queue {
 
   private claim(src: string, inFlightName: string): boolean {
     try {
-      return claimRename(src, join(this.workDir, inFlightName));
+      return claimRename(src, this.workSlash + inFlightName);
     } catch (err) {
       // work/ itself may be gone (deleted by hand): make it again and try once more.
       if (errnoOf((err as { cause?: unknown }).cause) === 'ENOENT' && fs.existsSync(this.dir)) {
@@ -327,7 +348,7 @@ export class Queue {
    * be half written), and otherwise moved to corrupt/ and reported.
    */
   private readClaimed(inFlight: string): Message | null {
-    const path = join(this.workDir, inFlight);
+    const path = this.workSlash + inFlight;
     const file = parseInFlightName(inFlight)!;
     let content: Buffer | null;
     try {
@@ -376,12 +397,12 @@ export class Queue {
     const name = this.inFlightNameOf(target);
     let gone: boolean;
     try {
-      gone = unlinkIfExists(join(this.workDir, name));
+      gone = unlinkIfExists(this.workSlash + name);
     } catch (err) {
       throw this.missingOr(err);
     }
     if (!gone) throw fs.existsSync(this.dir) ? notInFlight(this.name, name) : queueMissing(this.name, this.dir);
-    this.host.log('debug', `acked ${this.name}/${name}`);
+    if (this.host.logging) this.host.log('debug', `acked ${this.name}/${name}`);
   }
 
   /** Requeues or drops an in-flight message, by the options, the message and the settings. */
