@@ -218,6 +218,7 @@ describe('sorted listings', () => {
         const key = shortKeyOf(extra);
         assert.equal(before, key === null || key < shortKeyOf(rest[0]!)!);
       }),
+      { numRuns: 3000 },
     );
   });
 
