@@ -325,7 +325,8 @@ export class Queue {
    * So order is kept to within the window, and exactly when there is no competition.
    */
   private jumpAhead(): void {
-    const window = 2 ** Math.min(10, ++this.losingStreak);
+    // Never past half of what is left: jumping off the end would mean listing the folder again.
+    const window = Math.min(2 ** Math.min(10, ++this.losingStreak), Math.floor(this.listing.remaining / 2) + 1);
     this.listing.skip(Math.floor(Math.random() * window));
   }
 
