@@ -86,7 +86,8 @@ export class ReadyListing {
     for (;;) {
       const key = this.keys[this.cursor];
       if (key === undefined) return undefined;
-      this.cursor++;
+      // Let go of names handed out: a deep queue's listing shrinks as it is drained.
+      this.keys[this.cursor++] = '';
       if (this.mode === 'general') return nameOfKey(key);
       const name = this.mode === 'plain' ? key : key.slice(1);
       if (OURS.test(name)) return name; // else shaped like ours but with other characters: not a message
@@ -95,7 +96,41 @@ export class ReadyListing {
 
   /** Skips up to `count` names (a consumer that keeps losing races jumps ahead). */
   skip(count: number): void {
-    this.cursor = Math.min(this.keys.length, this.cursor + count);
+    const end = Math.min(this.keys.length, this.cursor + count);
+    this.keys.fill('', this.cursor, end);
+    this.cursor = end;
+  }
+
+  /**
+   * This listing brought up to date with a fresh list of the folder, for a listing that has
+   * grown old: names that would be served before its next one (a higher priority, a name it
+   * skipped) go in front of the rest. Names that sort later are left for the listing after
+   * this one, when this one runs out: they would not be served earlier anyway. Without a
+   * full sort or a second array of every name, this is what keeps a consumer of a deep
+   * queue from holding two of them at once. Returns itself when nothing is earlier.
+   */
+  refresh(names: readonly string[]): ReadyListing {
+    const next = this.keys[this.cursor];
+    if (next === undefined) return ReadyListing.of(names);
+    const earlier: string[] = [];
+    for (const name of names) {
+      if (this.mode === 'plain') {
+        // Cheap for the common case: same shape, and the name itself compares.
+        if (ourShape(name) === this.prioLength) {
+          if (name < next) earlier.push(name);
+          continue;
+        }
+        if (readyKeyOf(name) === null) continue; // not a message
+      }
+      if (this.sortsBeforeNext(name)) earlier.push(name);
+    }
+    if (earlier.length === 0) return this;
+    const front = ReadyListing.of(earlier);
+    if (front.mode !== this.mode || front.prioLength !== this.prioLength) {
+      return ReadyListing.of(names); // a name of another shape: sort all again
+    }
+    const keys = front.keys.concat(this.keys.slice(this.cursor));
+    return new ReadyListing(keys, this.mode, this.prioLength);
   }
 
   /**

@@ -281,7 +281,10 @@ export class Queue {
 
   private relist(): void {
     const started = performance.now();
-    this.listing = ReadyListing.of(this.list(this.dir));
+    const names = this.list(this.dir);
+    // An old listing with names left is refreshed (names to serve earlier go in front);
+    // a used-up one is replaced.
+    this.listing = this.listing.remaining > 0 ? this.listing.refresh(names) : ReadyListing.of(names);
     this.losingStreak = 0;
     this.listedAt = this.host.now();
     this.listingCost = performance.now() - started;
