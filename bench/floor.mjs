@@ -54,15 +54,17 @@ export function floorPublish(dir, count, { fsync = false, tag = 0, start = 0, pa
 }
 
 /**
- * Consumes up to `limit` messages: one listing, then rename, read, parse and unlink
- * each. A rename that finds the file gone (another consumer took it) counts as lost.
+ * Consumes up to `limit` messages: one listing (or the rest of one given, { names, next }),
+ * then rename, read, parse and unlink each. A rename that finds the file gone (another
+ * consumer took it) counts as lost.
  */
-export function floorConsume(dir, limit = Infinity, onMessage) {
+export function floorConsume(dir, limit = Infinity, onMessage, listing = { names: fs.readdirSync(dir), next: 0 }) {
   const work = join(dir, 'work');
   const expiry = Math.floor(Date.now() / 1000) + 600;
   let consumed = 0;
   let lost = 0;
-  for (const n of fs.readdirSync(dir)) {
+  while (listing.next < listing.names.length) {
+    const n = listing.names[listing.next++];
     if (consumed >= limit) break;
     if (!n.includes('.ddmq')) continue;
     const inFlight = join(work, `${expiry}.${n}`);

@@ -193,6 +193,7 @@ async function depth(base, results, fsLabel) {
   const floorDir = floorQueue(floorRoot);
   floorPublish(floorDir, deepCount);
   const steady = [];
+  const floorSteady = [];
   const listing = [];
   const deep = await paired(
     `depth: first ${take} of ${SIZE.deep}`,
@@ -209,9 +210,14 @@ async function depth(base, results, fsLabel) {
       return rate;
     },
     async () => {
-      const t = now();
-      floorConsume(floorDir, take);
-      return (take / (now() - t)) * 1000;
+      let t = now();
+      const names = { names: fs.readdirSync(floorDir), next: 0 };
+      floorConsume(floorDir, take, undefined, names);
+      const rate = (take / (now() - t)) * 1000;
+      t = now();
+      floorConsume(floorDir, take, undefined, names); // the next 2,000, from the same listing
+      floorSteady.push((take / (now() - t)) * 1000);
+      return rate;
     },
   );
   rm(floorRoot);
@@ -224,6 +230,8 @@ async function depth(base, results, fsLabel) {
     floor_deep_over_shallow: round(deep.floor_msgs_per_s / shallow.floor_msgs_per_s, 3),
     next_2000_msgs_per_s: round(median(steady)),
     steady_deep_over_shallow: round(median(steady) / shallow.msgs_per_s, 3),
+    floor_next_2000_msgs_per_s: round(median(floorSteady)),
+    floor_steady_deep_over_shallow: round(median(floorSteady) / shallow.floor_msgs_per_s, 3),
     first_listing_ms: round(median(listing), 1),
     fill_msgs_per_s: round(fillRate),
     target: 'deep >= 0.8 x shallow',
@@ -460,7 +468,7 @@ for (const w of workloads) {
     continue;
   }
   const notes = [];
-  if (w.deep_over_shallow !== undefined) notes.push(`deep/shallow ${w.deep_over_shallow} (floor ${w.floor_deep_over_shallow}); next 2000: ${w.steady_deep_over_shallow}`);
+  if (w.deep_over_shallow !== undefined) notes.push(`deep/shallow ${w.deep_over_shallow} (floor ${w.floor_deep_over_shallow}); next 2000: ${w.steady_deep_over_shallow} (floor ${w.floor_steady_deep_over_shallow})`);
   if (w.over_one_process !== undefined) notes.push(`x1 proc ${w.over_one_process}; lost ${round(w.lost_claims_share * 100, 1)}%`);
   if (w.latency_p50_ms !== undefined) notes.push(`p50 ${w.latency_p50_ms} ms, p99 ${w.latency_p99_ms} ms`);
   if (w.times_bare_start !== undefined) notes.push(`${w.ms} ms = ${w.times_bare_start} x node start`);
