@@ -26,6 +26,7 @@ const { values: opts } = parseArgs({
     fs: { type: 'string' },
     only: { type: 'string' },
     runs: { type: 'string' },
+    'w1-size': { type: 'string' },
     out: { type: 'string', default: join(HERE, 'results', 'latest.json') },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -37,7 +38,8 @@ if (opts.help) {
             disk (this machine's root disk, in /var/tmp)   [default: tmpfs,ext4 as root, else tmpfs]
   --only    workloads: 1 original 5k, 2 100k, 3 depth, 4 processes, 5 producers+consumers latency,
             6 CLI, 7 fsync, 8 sshfs, mem (memory of a deep drain)   [default: all]
-  --runs    runs per figure, at least 5 [5]`);
+  --runs    runs per figure, at least 5 [5]
+  --w1-size messages of workload 1 [5000] (the README's peer comparison uses 50000 on the root disk)`);
   process.exit(0);
 }
 
@@ -45,7 +47,7 @@ const isRoot = process.getuid?.() === 0;
 const RUNS = Math.max(5, Number(opts.runs ?? 5));
 const Q = opts.quick;
 const SIZE = {
-  w1: 5000,
+  w1: Number(opts['w1-size'] ?? 5000),
   w2: Q ? 10_000 : 100_000,
   shallow: 2000,
   deep: Q ? 20_000 : 200_000,
