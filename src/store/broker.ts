@@ -59,6 +59,15 @@ export interface BrokerOptions {
   listingInterval?: number;
   /** Milliseconds between the automatic cleans that consume does (default 60000). */
   cleanInterval?: number;
+  /**
+   * Longest interval, in ms, at which a waiting consumer polls the folder (default 1000).
+   * Changes made on this host wake it at once through file-change notification; changes
+   * made by other hosts on a network file system are seen within this interval, plus
+   * the file system's own cache.
+   */
+  pollInterval?: number;
+  /** Use file-change notification while waiting (default true); false polls only. */
+  notify?: boolean;
   /** Milliseconds settings files are cached (default 2000). */
   settingsTtl?: number;
   /** Called with corrupt files moved aside and other problems that do not stop the call. */
@@ -80,6 +89,8 @@ export class Broker implements QueueHost {
   readonly fsync: boolean | undefined;
   readonly listingInterval: number;
   readonly cleanInterval: number;
+  readonly pollInterval: number;
+  readonly notify: boolean;
   private readonly settingsTtl: number;
   private readonly onWarning: (warning: DdmqError) => void;
   private readonly logger: ((level: 'info' | 'debug', text: string) => void) | undefined;
@@ -96,6 +107,8 @@ export class Broker implements QueueHost {
     this.fsync = options.fsync;
     this.listingInterval = options.listingInterval ?? 1000;
     this.cleanInterval = options.cleanInterval ?? 60_000;
+    this.pollInterval = options.pollInterval ?? 1000;
+    this.notify = options.notify ?? true;
     this.settingsTtl = options.settingsTtl ?? 2000;
     this.onWarning = options.onWarning ?? ((w) => process.emitWarning(w.message, { code: w.code }));
     this.logger = options.log;
@@ -363,6 +376,11 @@ export class Broker implements QueueHost {
       this.layers.delete(name);
       return this.queue(name).then(fn);
     });
+  }
+
+  /** Stops watching folders for waiting consumers. The broker stays usable. */
+  close(): void {
+    for (const q of this.queues.values()) q.close();
   }
 
   /** Takes the next ready message; null if there is none. */

@@ -23,6 +23,7 @@ import {
   readyNameOf,
 } from '../format/names.js';
 import { ReadyListing } from '../format/listing.js';
+import { FolderWatcher } from './watch.js';
 import { queueNumbers } from '../format/queue-number.js';
 import { checkSetting, type Settings, type SettingsLayer } from '../format/settings.js';
 import {
@@ -58,6 +59,10 @@ export interface QueueHost {
   /** Milliseconds between listings while a consumer still has names in hand (the floor). */
   readonly listingInterval: number;
   readonly cleanInterval: number;
+  /** Longest polling interval of a waiting consumer, in ms. */
+  readonly pollInterval: number;
+  /** Whether waiting consumers use file-change notification. */
+  readonly notify: boolean;
   warn(err: DdmqError): void;
   /** Whether log() goes anywhere: the per-message lines are not even made when not. */
   readonly logging: boolean;
@@ -84,6 +89,14 @@ export interface PublishOptions {
 export interface ConsumeOptions {
   /** How many messages to take at most (default 1). */
   n?: number;
+  /**
+   * Seconds to wait for a message when there is none (default 0: return [] at once).
+   * Waiting uses change notification where the file system gives it and polling with
+   * backoff (up to the broker's pollInterval) where it does not.
+   */
+  wait?: number;
+  /** Ends a wait early: consume then returns what it has ([]). */
+  signal?: AbortSignal;
   /** Lease in seconds for these messages, over the message's own and the queue's. */
   timeout?: number;
   /** Do not clean expired messages first. */
@@ -147,6 +160,7 @@ export class Queue {
   private losingStreak = 0;
   /** The group_shared setting as last read, for folders made on the way. */
   private groupShared = false;
+  private folderWatcher: FolderWatcher | undefined;
 
   constructor(
     private readonly host: QueueHost,
@@ -225,6 +239,39 @@ export class Queue {
   // ---- consume ----------------------------------------------------------------------
 
   async consume(options: ConsumeOptions = {}): Promise<Message[]> {
+    const wait = options.wait ?? 0;
+    if (typeof wait !== 'number' || !(wait >= 0) || !Number.isFinite(wait)) {
+      throw invalid('wait', wait, 'a number of seconds, 0 or more');
+    }
+    const first = await this.consumeNow(options);
+    if (first.length > 0 || wait === 0) return first;
+    const watcher = this.watcher();
+    const deadline = Date.now() + wait * 1000;
+    for (;;) {
+      const reason = await watcher.wait(deadline, options.signal);
+      if (reason === 'aborted') return [];
+      const got = await this.consumeNow({ ...options, skipCleaning: true });
+      if (got.length > 0) {
+        watcher.reset();
+        return got;
+      }
+      if (reason === 'timeout') return [];
+    }
+  }
+
+  /** The folder watcher that waiting consumers share (made on first use). */
+  watcher(): FolderWatcher {
+    this.folderWatcher ??= new FolderWatcher(this.dir, { pollMax: this.host.pollInterval, notify: this.host.notify });
+    return this.folderWatcher;
+  }
+
+  /** Stops watching the folder. */
+  close(): void {
+    this.folderWatcher?.close();
+    this.folderWatcher = undefined;
+  }
+
+  private async consumeNow(options: ConsumeOptions): Promise<Message[]> {
     const n = options.n ?? 1;
     if (!Number.isSafeInteger(n) || n < 1) throw invalid('n', n, 'a whole number, at least 1');
     if (options.timeout !== undefined && !(Number.isSafeInteger(options.timeout) && options.timeout >= 1)) {

@@ -8,12 +8,15 @@ export const consume: CommandSpec = {
   summary: 'Consume messages: move them into work/ and print them',
   help:
     'Each message is printed with its "filename" (its name in work/), which ack and nack take.\n' +
-    'Exit code 3 when the queue has no ready message, so a shell loop can stop.',
+    'Exit code 3 when the queue has no ready message (after --wait), so a shell loop can stop.\n' +
+    'Waiting wakes at once for messages published on this host (file-change notification) and\n' +
+    'polls at most every second for those of other hosts on a network file system.',
   args: [ROOT_ARG, { key: 'queue', description: 'the queue to consume from', required: true }],
   options: [
     CREATE,
     { key: 'n', flags: '-n <n>', description: 'how many messages to take at most (default 1)', type: 'int' },
     { key: 'timeout', flags: '-t, --timeout <seconds>', description: "lease for these messages, over the message's and the queue's", type: 'int' },
+    { key: 'wait', flags: '-w, --wait <seconds>', description: 'wait up to this long for a message when the queue is empty (default 0)', type: 'int' },
     FORMAT(['json', 'plain', 'yaml'], 'json'),
     SKIP_CLEANING,
     VERBOSE,
@@ -26,7 +29,9 @@ export const consume: CommandSpec = {
       n: (input.n as number | undefined) ?? 1,
       timeout: input.timeout as number | undefined,
       skipCleaning: Boolean(input.skip_cleaning),
+      wait: (input.wait as number | undefined) ?? 0,
     });
+    broker.close();
     if (messages.length === 0) {
       ctx.err(`ddmq: no messages in ${queue}`);
       return EXIT.EMPTY;

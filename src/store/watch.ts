@@ -1,0 +1,104 @@
+/**
+ * Waiting for a folder to change, without spinning.
+ *
+ * Two mechanisms together, because neither is enough alone:
+ * - file-change notification (fs.watch, inotify on Linux) wakes a waiter within
+ *   milliseconds of a change made on this host;
+ * - polling with backoff covers what notification cannot see: changes made by other
+ *   hosts on a network file system (NFS, sshfs, GlusterFS deliver no event for them).
+ *   The interval starts at `pollMin` and doubles up to `pollMax` while nothing comes, so
+ *   an idle waiter costs one folder listing per `pollMax`, and a message from another
+ *   host is seen within `pollMax` (plus the file system's own cache).
+ */
+import * as fs from 'node:fs';
+
+export interface WatchOptions {
+  /** First polling interval, in ms (default 50). */
+  pollMin?: number;
+  /** Longest polling interval, in ms: the latency bound where notification does not reach (default 1000). */
+  pollMax?: number;
+  /** Use file-change notification (default true); false: poll only. */
+  notify?: boolean;
+}
+
+export type WakeReason = 'changed' | 'poll' | 'timeout' | 'aborted';
+
+export class FolderWatcher {
+  readonly pollMin: number;
+  readonly pollMax: number;
+  private interval: number;
+  private watcher: fs.FSWatcher | undefined;
+  private changed = false;
+  private readonly waiters = new Set<(reason: WakeReason) => void>();
+
+  constructor(
+    readonly dir: string,
+    options: WatchOptions = {},
+  ) {
+    this.pollMin = options.pollMin ?? 50;
+    this.pollMax = Math.max(this.pollMin, options.pollMax ?? 1000);
+    this.interval = this.pollMin;
+    if (options.notify === false) return;
+    try {
+      this.watcher = fs.watch(dir, { persistent: false }, () => this.notify());
+      // A watcher that fails later (its folder removed) leaves polling to do the work.
+      this.watcher.on('error', () => this.closeWatcher());
+    } catch {
+      this.watcher = undefined; // no notification here: polling alone
+    }
+  }
+
+  /** Whether change notification is active (it may still miss other hosts' changes). */
+  get notifying(): boolean {
+    return this.watcher !== undefined;
+  }
+
+  /** Something was found: the next wait polls soon again. */
+  reset(): void {
+    this.interval = this.pollMin;
+  }
+
+  /**
+   * Resolves on a change in the folder, on the next poll tick, when `deadline` (epoch ms)
+   * passes, or when the signal aborts, whichever comes first.
+   */
+  wait(deadline: number, signal?: AbortSignal): Promise<WakeReason> {
+    if (signal?.aborted) return Promise.resolve('aborted');
+    if (this.changed) {
+      this.changed = false;
+      return Promise.resolve('changed');
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) return Promise.resolve('timeout');
+    const poll = this.interval;
+    this.interval = Math.min(this.pollMax, this.interval * 2);
+    return new Promise((resolve) => {
+      const finish = (reason: WakeReason) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.waiters.delete(finish);
+        resolve(reason);
+      };
+      const onAbort = () => finish('aborted');
+      const timer = setTimeout(() => finish(left <= poll ? 'timeout' : 'poll'), Math.min(left, poll));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.add(finish);
+    });
+  }
+
+  close(): void {
+    this.closeWatcher();
+    for (const wake of [...this.waiters]) wake('aborted');
+  }
+
+  private notify(): void {
+    this.interval = this.pollMin;
+    if (this.waiters.size === 0) this.changed = true;
+    for (const wake of [...this.waiters]) wake('changed');
+  }
+
+  private closeWatcher(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
+}
