@@ -113,6 +113,19 @@ for (const rig of rigs) {
       assert.equal(got.text, 'hello from A');
       console.log(`# ${rig.name}: visible through B after ${Date.now() - published} ms (bound ${bound} ms)`);
     });
+
+    it('a consumer waiting through B gets what A publishes: by polling, as no notification crosses mounts', async () => {
+      const publisher = await Broker.open(join(onA, 'visible'));
+      const consumer = await Broker.open(join(onB, 'visible'), { pollInterval: 500 });
+      const waiting = consumer.consume('q', { wait: rig.cacheSeconds + 10, skipCleaning: true });
+      await new Promise((r) => setTimeout(r, 300));
+      await publisher.publish('q', 'waited for');
+      const started = Date.now();
+      const got = await waiting;
+      assert.deepEqual(got.map((m) => m.text), ['waited for']);
+      console.log(`# ${rig.name}: a waiting consumer through B got it after ${Date.now() - started} ms`);
+      consumer.close();
+    });
   });
 }
 
