@@ -17,6 +17,8 @@ Exit codes:
   3  consume: no message in the queue
   4  the file system refused (permission, disk full, read-only, ...)
   5  ack/nack/del_msg: a message is not in flight (lease lost) or not found
+  6  work: one or more tasks failed (their messages were nacked)
+  130, 143  work: stopped by SIGINT or SIGTERM (running tasks got the grace period)
 
 Examples:
   ddmq create -f /tmp/ddmq tasks
@@ -44,7 +46,8 @@ export async function main(argv: string[], ctx: RunContext): Promise<number> {
     cmd.showHelpAfterError(`(run "ddmq ${spec.name} -h" for help)`);
     if (spec.help) cmd.addHelpText('after', `\n${spec.help}`);
     for (const arg of spec.args) {
-      cmd.argument(arg.required ? `<${arg.key}>` : `[${arg.key}]`, arg.description);
+      const name = arg.variadic ? `${arg.key}...` : arg.key;
+      cmd.argument(arg.required ? `<${name}>` : `[${name}]`, arg.description);
     }
     for (const o of spec.options) addOption(cmd, o.flags, o.description, o.type, o.choices, o.default);
     for (const o of spec.options) {

@@ -17,6 +17,8 @@ export interface ArgSpec {
   list?: boolean;
   /** In JSON, any JSON value is accepted (the message of publish). */
   anyJson?: boolean;
+  /** Takes all remaining words (after "--"); an array of strings in JSON. */
+  variadic?: boolean;
 }
 
 export interface OptionSpec {
@@ -61,6 +63,12 @@ export const EXIT = {
   IO: 4,
   /** ack/nack/del_msg: the message is not in flight (lease lost) or does not exist. */
   NOT_FOUND: 5,
+  /** work: one or more tasks failed (their messages were nacked). */
+  TASKS_FAILED: 6,
+  /** work: stopped by SIGINT (128 + 2). */
+  SIGINT: 130,
+  /** work: stopped by SIGTERM (128 + 15). */
+  SIGTERM: 143,
 } as const;
 
 export const FORMAT = (choices: readonly string[], fallback: string): OptionSpec => ({

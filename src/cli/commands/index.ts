@@ -11,6 +11,7 @@ import { publish } from './publish.js';
 import { purge } from './purge.js';
 import { settings } from './settings.js';
 import { view } from './view.js';
+import { workCommand } from './work.js';
 
 /** Every command, in the order --help lists them. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -25,5 +26,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   purge,
   clean,
   settings,
+  workCommand,
   jsonCommand(() => COMMANDS),
 ];

@@ -76,6 +76,10 @@ export function inputFromJson(spec: CommandSpec, payload: Record<string, unknown
 
 function checkArg(command: string, arg: ArgSpec, value: unknown): unknown {
   if (arg.anyJson) return value;
+  if (arg.variadic) {
+    if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string')) return value;
+    throw wrongType(command, arg.key, value, 'a non-empty array of strings');
+  }
   if (typeof value === 'string') return value;
   if (arg.list && Array.isArray(value) && value.every((v) => typeof v === 'string')) return value;
   throw wrongType(command, arg.key, value, arg.list ? 'a string or an array of strings' : 'a string');
