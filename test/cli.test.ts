@@ -235,8 +235,8 @@ describe('ddmq purge, clean, settings', () => {
     ddmq('consume', root, 'q', '-n', '2');
     fs.writeFileSync(join(root, 'q', 'work', '1.999.17000000000000000000.ddmq0123456789abcdef0123456789abcdef'), '{"message":"expired"}');
     assert.deepEqual(jsonLines(ddmq('clean', root, '--format', 'json').out), [
-      { queue: 'other', requeued: 0, dropped: 0, corrupt: 0, temps_removed: 0 },
-      { queue: 'q', requeued: 1, dropped: 0, corrupt: 0, temps_removed: 0 },
+      { queue: 'other', requeued: 0, dropped: 0, dead_lettered: 0, corrupt: 0, temps_removed: 0 },
+      { queue: 'q', requeued: 1, dropped: 0, dead_lettered: 0, corrupt: 0, temps_removed: 0 },
     ]);
     assert.equal(ddmq('clean', root, 'q').out, 'cleaned q (0 requeued, 0 dropped, 0 corrupt)\n');
     assert.equal(ddmq('purge', root, 'q').out, 'purged q (1 ready, 2 in flight)\n');

@@ -26,6 +26,8 @@ export interface Settings {
   expiry_grace: number;
   /** Give the group write access to every folder and file ddmq makes (setgid folders), for a project group. */
   group_shared: boolean;
+  /** A queue that takes messages past their requeue limit (with their history) instead of dropping them; null: drop. */
+  dead_letter: string | null;
 }
 
 export type SettingsLayer = Partial<Settings> & Record<string, unknown>;
@@ -39,12 +41,17 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   fsync: false,
   expiry_grace: 30,
   group_shared: false,
+  dead_letter: null,
 });
 
 type Check = { test: (v: unknown) => boolean; expected: string };
 const positiveInt: Check = { test: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'a whole number of seconds, at least 1' };
 const count: Check = { test: (v) => Number.isSafeInteger(v) && (v as number) >= 0, expected: 'a non-negative whole number' };
 const bool: Check = { test: (v) => typeof v === 'boolean', expected: 'true or false' };
+const queueOrNull: Check = {
+  test: (v) => v === null || (typeof v === 'string' && /^[A-Za-z0-9_-]{1,200}$/.test(v)),
+  expected: 'a queue name (letters, digits, _ and -) or null',
+};
 const epoch: Check = { test: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, expected: 'a non-negative number' };
 
 const CHECKS: Record<keyof Settings, Check> = {
@@ -56,6 +63,7 @@ const CHECKS: Record<keyof Settings, Check> = {
   fsync: bool,
   expiry_grace: count,
   group_shared: bool,
+  dead_letter: queueOrNull,
 };
 
 export const SETTING_KEYS = Object.keys(CHECKS) as (keyof Settings)[];

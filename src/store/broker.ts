@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { DdmqError, isDdmqError } from '../format/errors.js';
-import type { Message } from '../format/message.js';
-import { checkQueueName, isMessageName, isQueueName } from '../format/names.js';
+import { Message } from '../format/message.js';
+import { checkQueueName, isMessageName, isQueueName, parseReadyName } from '../format/names.js';
 import {
   checkSetting,
   isSettingKey,
@@ -376,6 +376,45 @@ export class Broker implements QueueHost {
       this.layers.delete(name);
       return this.queue(name).then(fn);
     });
+  }
+
+  /** Writes a message into a queue (made if missing) as a new ready file; for dead letters and redrive. */
+  async put(queue: string, msg: Message): Promise<string> {
+    checkQueueName(queue);
+    if (!(await this.queueExists(queue))) await this.createQueue(queue);
+    return (await this.queue(queue)).put(msg);
+  }
+
+  /**
+   * Moves dead letters back: each message of `deadQueue` (or only those with the given
+   * ids, or the first `limit`) goes to the queue it came from (or `to`), with its requeue
+   * counter reset. Returns how many were moved.
+   */
+  async redrive(deadQueue: string, options: { to?: string; ids?: string[]; limit?: number } = {}): Promise<{ moved: number; skipped: number }> {
+    if (options.to !== undefined) checkQueueName(options.to);
+    const dq = await this.queue(deadQueue);
+    const wanted = options.ids ? new Set(options.ids) : undefined;
+    let moved = 0;
+    let skipped = 0;
+    for (const name of (listIfExists(dq.dir) ?? []).filter((n) => parseReadyName(n) !== null).sort()) {
+      if (options.limit !== undefined && moved >= options.limit) break;
+      if (wanted && !wanted.has(parseReadyName(name)!.id)) continue;
+      const msg = dq.takeByName(name);
+      if (msg === null) continue;
+      const history = msg.extra.dead_letter as { from?: unknown } | undefined;
+      const target = options.to ?? (typeof history?.from === 'string' && isQueueName(history.from) ? history.from : undefined);
+      if (target === undefined) {
+        // Nowhere to send it: it goes back where it was.
+        await dq.nack(msg, { requeue: true });
+        skipped++;
+        continue;
+      }
+      const { dead_letter: _, ...extra } = msg.extra;
+      await this.put(target, new Message({ ...msg, requeueCounter: 0, extra }));
+      dq.ack(msg);
+      moved++;
+    }
+    return { moved, skipped };
   }
 
   /** Stops watching folders for waiting consumers. The broker stays usable. */

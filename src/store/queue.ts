@@ -63,6 +63,8 @@ export interface QueueHost {
   readonly pollInterval: number;
   /** Whether waiting consumers use file-change notification. */
   readonly notify: boolean;
+  /** Writes a message into another queue (made if missing): for dead letters and redrive. */
+  put(queue: string, msg: Message): Promise<string>;
   warn(err: DdmqError): void;
   /** Whether log() goes anywhere: the per-message lines are not even made when not. */
   readonly logging: boolean;
@@ -106,10 +108,13 @@ export interface ConsumeOptions {
 export interface NackOptions {
   /** true: requeue whatever the settings and limit say; false: drop. Default: as the settings say. */
   requeue?: boolean;
+  /** Why it failed: kept with the message as "last_error" (and in its dead letter). */
+  error?: string;
 }
 
 export interface NackResult {
-  action: 'requeued' | 'dropped';
+  /** dead-lettered: past its requeue limit, moved to the queue's dead_letter queue. */
+  action: 'requeued' | 'dropped' | 'dead-lettered';
   /** The ready file name of the requeued message. */
   filename?: string;
 }
@@ -125,6 +130,7 @@ export interface CleanResult {
   queue: string;
   requeued: number;
   dropped: number;
+  deadLettered: number;
   corrupt: number;
   tempsRemoved: number;
 }
@@ -213,6 +219,21 @@ export class Queue {
     this.write(msg, settings);
     if (this.host.logging) this.host.log('debug', `published ${this.name}/${msg.filename}`);
     return msg;
+  }
+
+  /** Writes a message (from another queue) into this one as a new ready file; returns its name. */
+  async put(msg: Message): Promise<string> {
+    const settings = await this.settings();
+    const copy = new Message({ ...msg, queue: this.name, queueNumber: queueNumbers.next(), filename: '', extra: { ...msg.extra } });
+    copy.filename = readyFileName(copy.priority, copy.queueNumber, copy.id);
+    this.write(copy, settings);
+    return copy.filename;
+  }
+
+  /** Takes one ready message by its file name (as consume would); null if it is gone. */
+  takeByName(name: string, lease = REQUEUE_CLAIM_SECONDS): Message | null {
+    checkMessageFileName(name, ['ready']);
+    return this.claimReady(name, lease, lease);
   }
 
   private write(msg: Message, settings: Settings): void {
@@ -473,6 +494,7 @@ export class Queue {
     } else {
       msg = target;
     }
+    if (options.error !== undefined) msg.extra = { ...msg.extra, last_error: String(options.error).slice(0, 4000) };
     return this.requeueOrDrop(msg, claimed, options.requeue === true, await this.settings());
   }
 
@@ -499,10 +521,30 @@ export class Queue {
    * ready file (written first, so a crash in between duplicates but never loses it), or
    * dropped when it must not be requeued.
    */
-  private requeueOrDrop(msg: Message, claimed: string, force: boolean, settings: Settings): NackResult {
+  private async requeueOrDrop(msg: Message, claimed: string, force: boolean, settings: Settings): Promise<NackResult> {
     const claimedPath = join(this.workDir, claimed);
     const wanted = msg.requeue ?? settings.requeue;
     const withinLimit = msg.requeueLimit === null || msg.requeueCounter < msg.requeueLimit;
+    if (!force && wanted !== false && !withinLimit && settings.dead_letter !== null && settings.dead_letter !== this.name) {
+      // Past its limit, to the dead-letter queue with its history; written there first.
+      const dead = new Message({
+        ...msg,
+        extra: {
+          ...msg.extra,
+          dead_letter: {
+            from: this.name,
+            reason: 'requeue limit reached',
+            requeue_counter: msg.requeueCounter,
+            last_error: msg.extra.last_error ?? null,
+            at: Math.floor(this.host.now() / 1000),
+          },
+        },
+      });
+      const filename = await this.host.put(settings.dead_letter, dead);
+      unlinkIfExists(claimedPath);
+      this.host.log('info', `dead-lettered ${this.name}/${claimed} to ${settings.dead_letter}/${filename}`);
+      return { action: 'dead-lettered', filename };
+    }
     if (!force && (wanted === false || !withinLimit)) {
       unlinkIfExists(claimedPath);
       this.host.log('info', `dropped ${this.name}/${claimed}${withinLimit ? '' : ' (requeue limit reached)'}`);
@@ -553,7 +595,7 @@ export class Queue {
    */
   async clean(options: CleanOptions = {}): Promise<CleanResult> {
     const settings = await this.settings();
-    const result: CleanResult = { queue: this.name, requeued: 0, dropped: 0, corrupt: 0, tempsRemoved: 0 };
+    const result: CleanResult = { queue: this.name, requeued: 0, dropped: 0, deadLettered: 0, corrupt: 0, tempsRemoved: 0 };
     const due = Math.floor(this.host.now() / 1000) - settings.expiry_grace;
     this.lastCleaned = this.host.now();
     if (!isRealDir(this.dir)) throw queueMissing(this.name, this.dir);
@@ -568,8 +610,8 @@ export class Queue {
         result.corrupt++;
         continue;
       }
-      const { action } = this.requeueOrDrop(msg, claimed, false, settings);
-      result[action]++;
+      const { action } = await this.requeueOrDrop(msg, claimed, false, settings);
+      result[action === 'dead-lettered' ? 'deadLettered' : action]++;
     }
     if (options.temps !== false) result.tempsRemoved = this.removeOldTemps((options.tempGrace ?? 3600) * 1000);
     if (result.requeued + result.dropped + result.corrupt > 0) {

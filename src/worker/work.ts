@@ -35,7 +35,7 @@ export interface WorkEvent {
   type: 'done' | 'failed' | 'released' | 'lease-lost';
   message: Message;
   /** For 'failed': what nack did; for 'released': requeued. */
-  action?: 'requeued' | 'dropped';
+  action?: 'requeued' | 'dropped' | 'dead-lettered';
   error?: unknown;
   /** Milliseconds the handler ran. */
   ms: number;
@@ -115,7 +115,8 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
           return;
         }
         try {
-          const { action } = await broker.nack(message);
+          const reason = error instanceof Error ? error.message : String(error);
+          const { action } = await broker.nack(message, { error: reason });
           stats.failed++;
           emit({ type: 'failed', message, action, error, ms: Date.now() - started });
         } catch (nackError) {

@@ -14,7 +14,7 @@ export const clean: CommandSpec = {
     const broker = await openBroker(input, ctx);
     const results = [];
     for (const q of names.length === 0 ? [undefined] : names) results.push(...(await broker.clean(q)));
-    const rows = results.map((r) => ({ queue: r.queue, requeued: r.requeued, dropped: r.dropped, corrupt: r.corrupt, temps_removed: r.tempsRemoved }));
+    const rows = results.map((r) => ({ queue: r.queue, requeued: r.requeued, dropped: r.dropped, dead_lettered: r.deadLettered, corrupt: r.corrupt, temps_removed: r.tempsRemoved }));
     if (!input.s) {
       await emit(ctx, String(input.format), rows, (r) => `cleaned ${r.queue} (${r.requeued} requeued, ${r.dropped} dropped, ${r.corrupt} corrupt)`);
     }

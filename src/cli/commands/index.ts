@@ -9,6 +9,7 @@ import { jsonCommand } from './json.js';
 import { nack } from './nack.js';
 import { publish } from './publish.js';
 import { purge } from './purge.js';
+import { redrive } from './redrive.js';
 import { settings } from './settings.js';
 import { view } from './view.js';
 import { workCommand } from './work.js';
@@ -25,6 +26,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   delMsg,
   purge,
   clean,
+  redrive,
   settings,
   workCommand,
   jsonCommand(() => COMMANDS),
