@@ -12,6 +12,9 @@ export {
   type NackResult,
   type PublishOptions,
   type QueueCounts,
+  type MessageState,
+  type PeekOptions,
+  type Peeked,
 } from './store/queue.js';
 export { Message, type MessageFields, type Requeue, decodeMessage, encodeMessage } from './format/message.js';
 export { DdmqError, isDdmqError, type ErrorCode } from './format/errors.js';

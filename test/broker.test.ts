@@ -489,7 +489,7 @@ describe('purge, delete one, counts', () => {
     await broker.deleteMessage('q', a.filename);
     const b = (await broker.consumeOne('q'))!;
     await broker.deleteMessage('q', b.filename);
-    assert.deepEqual((await broker.counts('q'))[0], { queue: 'q', ready: 0, inFlight: 0, expired: 0, corrupt: 0 });
+    assert.deepEqual((await broker.counts('q'))[0], { queue: 'q', ready: 0, delayed: 0, inFlight: 0, expired: 0, corrupt: 0 });
     await assert.rejects(broker.deleteMessage('q', a.filename), code('MESSAGE_NOT_FOUND'));
     await assert.rejects(broker.deleteMessage('q', `../${a.filename}`), code('INVALID_NAME'));
   });

@@ -74,13 +74,13 @@ describe('ddmq create, view, delete', () => {
     ddmq('consume', root, 'a');
     r = ddmq('view', root);
     assert.equal(r.code, 0);
-    assert.match(r.out, /^queue\s+ready\s+in flight\s+expired\s+corrupt\na\s+1\s+1\s+0\s+0\n/);
+    assert.match(r.out, /^queue\s+ready\s+delayed\s+in flight\s+expired\s+corrupt\na\s+1\s+0\s+1\s+0\s+0\n/);
     assert.deepEqual(jsonLines(ddmq('view', root, 'a,b', '--format', 'json').out), [
-      { queue: 'a', ready: 1, in_flight: 1, expired: 0, corrupt: 0 },
-      { queue: 'b', ready: 0, in_flight: 0, expired: 0, corrupt: 0 },
+      { queue: 'a', ready: 1, delayed: 0, in_flight: 1, expired: 0, corrupt: 0 },
+      { queue: 'b', ready: 0, delayed: 0, in_flight: 0, expired: 0, corrupt: 0 },
     ]);
-    assert.deepEqual(parseYaml(ddmq('view', root, 'a', '--format', 'yaml').out), [{ queue: 'a', ready: 1, in_flight: 1, expired: 0, corrupt: 0 }]);
-    assert.equal(ddmq('view', root, 'a', '--format', 'plain').out, 'a 1 1 0 0\n');
+    assert.deepEqual(parseYaml(ddmq('view', root, 'a', '--format', 'yaml').out), [{ queue: 'a', ready: 1, delayed: 0, in_flight: 1, expired: 0, corrupt: 0 }]);
+    assert.equal(ddmq('view', root, 'a', '--format', 'plain').out, 'a 1 0 1 0 0\n');
     assert.equal(ddmq('view', root, '-n').out, 'a\nb\nc\nd\n');
     r = ddmq('view', root, 'a,zz');
     assert.equal(r.code, 2);
@@ -274,7 +274,7 @@ describe('ddmq json', () => {
     r = ddmq('json', JSON.stringify({ cmd: 'publish', root, queue: 'q', message: 'm', requeue: false, format: 'json', s: false }));
     assert.equal(jsonLines(r.out)[0]!.requeue, false);
     ddmq('purge', root, 'q');
-    assert.equal(ddmq('json', JSON.stringify({ cmd: 'view', root, format: 'json' })).out, '{"queue":"q","ready":0,"in_flight":0,"expired":0,"corrupt":0}\n');
+    assert.equal(ddmq('json', JSON.stringify({ cmd: 'view', root, format: 'json' })).out, '{"queue":"q","ready":0,"delayed":0,"in_flight":0,"expired":0,"corrupt":0}\n');
   });
 
   it('validates the command, every key and every type; nothing is evaluated', () => {

@@ -36,8 +36,11 @@ import {
   type CleanResult,
   type ConsumeOptions,
   CORRUPT_DIR,
+  DELAYED_DIR,
   type NackOptions,
   type NackResult,
+  type PeekOptions,
+  type Peeked,
   type PublishOptions,
   Queue,
   type QueueCounts,
@@ -294,9 +297,9 @@ export class Broker implements QueueHost {
     checkQueueName(name);
     const dir = join(this.root, name);
     if (!isFile(join(dir, SETTINGS_FILE))) throw queueMissing(name, dir);
-    const subdirs = [join(dir, WORK_DIR), join(dir, CORRUPT_DIR)];
+    const subdirs = [join(dir, WORK_DIR), join(dir, CORRUPT_DIR), join(dir, DELAYED_DIR)];
     const foreign = [
-      ...(listIfExists(dir) ?? []).filter((n) => !isOurs(n) && n !== WORK_DIR && n !== CORRUPT_DIR).map((n) => join(dir, n)),
+      ...(listIfExists(dir) ?? []).filter((n) => !isOurs(n) && n !== WORK_DIR && n !== CORRUPT_DIR && n !== DELAYED_DIR).map((n) => join(dir, n)),
       ...subdirs.flatMap((d) => (listIfExists(d) ?? []).filter((n) => !isOurs(n)).map((n) => join(d, n))),
     ];
     if (foreign.length > 0) {
@@ -344,6 +347,7 @@ export class Broker implements QueueHost {
     isRealDir(dir);
     isRealDir(join(dir, WORK_DIR));
     isRealDir(join(dir, CORRUPT_DIR));
+    isRealDir(join(dir, DELAYED_DIR));
     q = new Queue(this, name);
     this.queues.set(name, q);
     return q;
@@ -468,6 +472,11 @@ export class Broker implements QueueHost {
     const results: CleanResult[] = [];
     for (const name of names) results.push(await (await this.queue(name)).clean(options));
     return results;
+  }
+
+  /** Lists a queue's messages without taking them (see Queue.peek). */
+  async peek(queue: string, options?: PeekOptions): Promise<Peeked[]> {
+    return (await this.queue(queue)).peek(options);
   }
 
   /** Ready, in-flight, expired and corrupt counts of one queue, or of every queue. */

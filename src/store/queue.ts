@@ -42,6 +42,8 @@ import {
 
 export const WORK_DIR = 'work';
 export const CORRUPT_DIR = 'corrupt';
+/** Messages published with a delay wait here, as DUE.PRIO.QNUM.ddmqID, out of the original tool's sight. */
+export const DELAYED_DIR = 'delayed';
 export const SETTINGS_FILE = 'ddmq.yaml';
 
 /** Seconds a cleaner or nack holds an in-flight file it claimed while it requeues it. */
@@ -86,6 +88,8 @@ export interface PublishOptions {
   requeueLimit?: number | null;
   /** Extra keys stored in the message file (ignored by the original tool). */
   extra?: Record<string, unknown>;
+  /** Seconds before the message may be consumed: it waits in delayed/ until then. */
+  delay?: number;
 }
 
 export interface ConsumeOptions {
@@ -135,9 +139,32 @@ export interface CleanResult {
   tempsRemoved: number;
 }
 
+export type MessageState = 'ready' | 'in-flight' | 'delayed';
+
+export interface PeekOptions {
+  /** Which messages (default all three). */
+  states?: MessageState[];
+  /** At most this many (default 100). */
+  limit?: number;
+  /** Only messages whose text contains this. */
+  match?: string;
+}
+
+export interface Peeked {
+  state: MessageState;
+  filename: string;
+  /** Epoch second the lease runs out (in flight) or the message is due (delayed). */
+  until: number | null;
+  /** null if the file could not be read as a message (then `error` says why). */
+  message: Message | null;
+  error?: string;
+}
+
 export interface QueueCounts {
   queue: string;
   ready: number;
+  /** Published with a delay that has not passed yet. */
+  delayed: number;
   inFlight: number;
   /** In flight with a lease that has run out (requeued by the next clean). */
   expired: number;
@@ -149,6 +176,7 @@ export class Queue {
   readonly dir: string;
   readonly workDir: string;
   readonly corruptDir: string;
+  readonly delayedDir: string;
   // With the separator, for paths built per message (names are checked; join would only normalise).
   private readonly dirSlash: string;
   private readonly workSlash: string;
@@ -167,6 +195,9 @@ export class Queue {
   /** The group_shared setting as last read, for folders made on the way. */
   private groupShared = false;
   private folderWatcher: FolderWatcher | undefined;
+  /** When delayed/ is to be looked at again, and what looking cost last time. */
+  private nextDelayedScan = 0;
+  private delayedScanCost = 0;
 
   constructor(
     private readonly host: QueueHost,
@@ -178,6 +209,7 @@ export class Queue {
     this.dirSlash = this.dir + sep;
     this.workSlash = this.workDir + sep;
     this.corruptDir = join(this.dir, CORRUPT_DIR);
+    this.delayedDir = join(this.dir, DELAYED_DIR);
   }
 
   async settings(): Promise<Settings> {
@@ -216,6 +248,14 @@ export class Queue {
       extra: copyExtra(options.extra),
     });
     msg.filename = readyFileName(msg.priority, msg.queueNumber, msg.id);
+    if (options.delay !== undefined && options.delay > 0) {
+      // Into delayed/, named by the second it is due; moved into the queue when it is.
+      const due = Math.ceil(this.host.now() / 1000 + options.delay);
+      ensureDir(this.delayedDir, { groupShared: settings.group_shared });
+      this.write(msg, settings, this.delayedDir, inFlightFileName(due, msg.filename, ''));
+      this.nextDelayedScan = Math.min(this.nextDelayedScan, due * 1000);
+      return msg;
+    }
     this.write(msg, settings);
     if (this.host.logging) this.host.log('debug', `published ${this.name}/${msg.filename}`);
     return msg;
@@ -236,7 +276,7 @@ export class Queue {
     return this.claimReady(name, lease, lease);
   }
 
-  private write(msg: Message, settings: Settings): void {
+  private write(msg: Message, settings: Settings, dir = this.dir, name = msg.filename): void {
     let data: string;
     try {
       data = encodeMessage(msg);
@@ -245,7 +285,7 @@ export class Queue {
       throw new DdmqError('INVALID_ARGUMENT', `the message cannot be written as JSON: ${(err as Error).message}`);
     }
     try {
-      writeFileAtomic(this.dir, msg.filename, data, {
+      writeFileAtomic(dir, name, data, {
         fsync: this.host.fsync ?? settings.fsync,
         groupShared: settings.group_shared,
       });
@@ -347,8 +387,35 @@ export class Queue {
     return this.listing.size === 0 ? 'exhausted' : 'relisted';
   }
 
+  /**
+   * Moves delayed messages whose time has come into the queue. Any client may do it; two
+   * that race rename the same file to the same ready name, and one of them finds it gone.
+   * Looked at no more than once a second (or ten times what the last look cost).
+   */
+  promoteDue(force = false): number {
+    const now = this.host.now();
+    if (!force && now < this.nextDelayedScan) return 0;
+    const started = performance.now();
+    const nowSec = Math.floor(now / 1000);
+    let moved = 0;
+    for (const name of listIfExists(this.delayedDir) ?? []) {
+      const file = parseInFlightName(name);
+      if (file === null || file.expiry > nowSec) continue;
+      try {
+        if (claimRename(join(this.delayedDir, name), join(this.dir, readyNameOf(file)))) moved++;
+      } catch (err) {
+        throw this.missingOr(err);
+      }
+    }
+    this.delayedScanCost = performance.now() - started;
+    this.nextDelayedScan = now + Math.max(1000, 10 * this.delayedScanCost);
+    if (moved > 0 && this.host.logging) this.host.log('debug', `${this.name}: ${moved} delayed messages are due`);
+    return moved;
+  }
+
   private relist(): void {
     const started = performance.now();
+    this.promoteDue();
     const names = this.list(this.dir);
     // An old listing with names left is refreshed (names to serve earlier go in front);
     // a used-up one is replaced.
@@ -599,6 +666,7 @@ export class Queue {
     const due = Math.floor(this.host.now() / 1000) - settings.expiry_grace;
     this.lastCleaned = this.host.now();
     if (!isRealDir(this.dir)) throw queueMissing(this.name, this.dir);
+    if (isRealDir(this.delayedDir)) this.promoteDue(true);
     if (!isRealDir(this.workDir)) return result;
     for (const name of this.list(this.workDir)) {
       const file = isMessageName(name) ? parseInFlightName(name) : null;
@@ -634,6 +702,45 @@ export class Queue {
     return removed;
   }
 
+  /**
+   * Lists messages without taking them: ready ones in serving order, in-flight ones by
+   * lease expiry, delayed ones by due time. Nothing is renamed or changed.
+   */
+  peek(options: PeekOptions = {}): Peeked[] {
+    const states = options.states ?? ['ready', 'in-flight', 'delayed'];
+    const limit = options.limit ?? 100;
+    if (!Number.isSafeInteger(limit) || limit < 1) throw invalid('limit', limit, 'a whole number, at least 1');
+    const out: Peeked[] = [];
+    const add = (state: MessageState, dir: string, name: string, until: number | null): boolean => {
+      let message: Message | null = null;
+      let error: string | undefined;
+      try {
+        const content = readRegularFile(join(dir, name));
+        if (content === null) return false; // taken meanwhile
+        const file = state === 'ready' ? parseReadyName(name)! : parseInFlightName(name)!;
+        message = decodeMessage(content, { queue: this.name, file, path: join(dir, name) });
+        message.queue = this.name;
+      } catch (err) {
+        if (!(err instanceof DdmqError) || (err.code !== 'CORRUPT_MESSAGE' && err.code !== 'UNSAFE_PATH')) throw err;
+        error = err.message;
+      }
+      if (options.match !== undefined && !(message?.text ?? '').includes(options.match)) return false;
+      out.push({ state, filename: name, until, message, ...(error ? { error } : {}) });
+      return out.length >= limit;
+    };
+    if (states.includes('ready')) {
+      const listing = ReadyListing.of(this.list(this.dir));
+      for (let name = listing.next(); name !== undefined; name = listing.next()) if (add('ready', this.dir, name, null)) return out;
+    }
+    for (const [state, dir] of [['in-flight', this.workDir], ['delayed', this.delayedDir]] as const) {
+      if (!states.includes(state)) continue;
+      const files = (listIfExists(dir) ?? []).map(parseInFlightName).filter((f) => f !== null);
+      files.sort((a, b) => a.expiry - b.expiry || (a.name < b.name ? -1 : 1));
+      for (const f of files) if (add(state, dir, f.name, f.expiry)) return out;
+    }
+    return out;
+  }
+
   /** Deletes every message, ready and in flight. Counts what this call deleted. */
   purge(): { queue: string; ready: number; inFlight: number } {
     const removeAll = (dir: string) => {
@@ -644,7 +751,7 @@ export class Queue {
       return removed;
     };
     const inFlight = removeAll(this.workDir);
-    const ready = removeAll(this.dir);
+    const ready = removeAll(this.dir) + (isRealDir(this.delayedDir) ? removeAll(this.delayedDir) : 0);
     this.forgetListing();
     this.host.log('info', `purged ${this.name}: ${ready} ready, ${inFlight} in flight`);
     return { queue: this.name, ready, inFlight };
@@ -674,7 +781,8 @@ export class Queue {
       if (file.expiry < due) expired++;
     }
     const corrupt = (listIfExists(this.corruptDir) ?? []).filter(isMessageName).length;
-    return { queue: this.name, ready, inFlight, expired, corrupt };
+    const delayed = (listIfExists(this.delayedDir) ?? []).filter((n) => parseInFlightName(n) !== null).length;
+    return { queue: this.name, ready, delayed, inFlight, expired, corrupt };
   }
 
   /** Lists one of the queue's folders; a missing one means the queue was deleted. */
@@ -726,6 +834,9 @@ function checkPublishOptions(o: PublishOptions): void {
     throw invalid('requeue limit', o.requeueLimit, 'a non-negative whole number');
   }
   if (o.requeue !== undefined && typeof o.requeue !== 'boolean') throw invalid('requeue', o.requeue, 'true or false');
+  if (o.delay !== undefined && !(typeof o.delay === 'number' && o.delay >= 0 && o.delay <= 10 * 365 * 86400)) {
+    throw invalid('delay', o.delay, 'a number of seconds, 0 or more (at most ten years)');
+  }
 }
 
 function copyExtra(extra: Record<string, unknown> | undefined): Record<string, unknown> {

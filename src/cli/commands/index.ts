@@ -7,6 +7,7 @@ import { delMsg } from './del-msg.js';
 import { remove } from './delete.js';
 import { jsonCommand } from './json.js';
 import { nack } from './nack.js';
+import { peek } from './peek.js';
 import { publish } from './publish.js';
 import { purge } from './purge.js';
 import { redrive } from './redrive.js';
@@ -24,6 +25,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ack,
   nack,
   delMsg,
+  peek,
   purge,
   clean,
   redrive,

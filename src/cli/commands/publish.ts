@@ -22,6 +22,7 @@ export const publish: CommandSpec = {
     { key: 'requeue_limit', flags: '-l, --requeue_limit <n>', description: 'how many times it may be requeued (default: unlimited)', type: 'int', hiddenAlias: '--requeue-limit' },
     { key: 'requeue_prio', flags: '--requeue_prio <n>', description: 'priority when requeued; implies -r (default: the requeue_prio setting)', type: 'int', hiddenAlias: '--requeue-prio' },
     { key: 'json_message', flags: '--json-message', description: 'parse MESSAGE as a JSON value', type: 'boolean' },
+    { key: 'delay', flags: '--delay <seconds>', description: 'keep the message out of sight (in delayed/) this long', type: 'int' },
     SKIP_CLEANING,
     FORMAT(['plain', 'json', 'yaml'], 'plain'),
     SILENT,
@@ -50,6 +51,7 @@ export const publish: CommandSpec = {
       requeue: input.requeue === true ? true : input.requeue === false || input.no_requeue === true ? false : undefined,
       requeuePrio: input.requeue_prio as number | undefined,
       requeueLimit: input.requeue_limit as number | undefined,
+      delay: input.delay as number | undefined,
     });
     if (!input.s) await emit(ctx, String(input.format), [msg.toJSON()], (r) => `published ${queue}/${r.filename}`);
     return EXIT.OK;

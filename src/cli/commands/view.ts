@@ -6,7 +6,7 @@ import { type CommandSpec, CREATE, DEBUG, EXIT, FORMAT, listOf, ROOT_ARG, VERBOS
 export const view: CommandSpec = {
   name: 'view',
   summary: 'List queues and how many messages they hold',
-  help: 'Counts: ready (waiting), in flight (consumed, not acknowledged), expired (in flight past their lease), corrupt (moved aside).',
+  help: 'Counts: ready (waiting), delayed (published with a delay not yet over), in flight (consumed, not\nacknowledged), expired (in flight past their lease and its grace), corrupt (moved aside).',
   args: [ROOT_ARG, { key: 'queue', description: 'comma-separated queues to show (default: all)', required: false, list: true }],
   options: [
     CREATE,
@@ -27,11 +27,11 @@ export const view: CommandSpec = {
       await emit(ctx, format === 'table' ? 'plain' : format, names.map((queue) => ({ queue })), (r) => String(r.queue));
     } else {
       const counts = await Promise.all(names.map(async (q) => (await broker.counts(q))[0]!));
-      const rows = counts.map((c) => ({ queue: c.queue, ready: c.ready, in_flight: c.inFlight, expired: c.expired, corrupt: c.corrupt }));
+      const rows = counts.map((c) => ({ queue: c.queue, ready: c.ready, delayed: c.delayed, in_flight: c.inFlight, expired: c.expired, corrupt: c.corrupt }));
       if (format === 'table') {
-        ctx.out(table(['queue', 'ready', 'in flight', 'expired', 'corrupt'], rows.map((r) => [r.queue, r.ready, r.in_flight, r.expired, r.corrupt])));
+        ctx.out(table(['queue', 'ready', 'delayed', 'in flight', 'expired', 'corrupt'], rows.map((r) => [r.queue, r.ready, r.delayed, r.in_flight, r.expired, r.corrupt])));
       } else {
-        await emit(ctx, format, rows, (r) => `${r.queue} ${r.ready} ${r.in_flight} ${r.expired} ${r.corrupt}`);
+        await emit(ctx, format, rows, (r) => `${r.queue} ${r.ready} ${r.delayed} ${r.in_flight} ${r.expired} ${r.corrupt}`);
       }
     }
     return missing.length > 0 ? EXIT.USAGE : EXIT.OK;
