@@ -104,6 +104,16 @@ describe('ddmq work', () => {
     assert.deepEqual([again!.text, again!.requeueCounter], ['long', 1]);
   });
 
+  it('shows progress on a terminal: done, failed, requeued, running, remaining, rate, ETA', async () => {
+    const { dir, root } = await queueOf(Array.from({ length: 6 }, (_, i) => `t${i}`));
+    const typescript = join(dir, 'typescript');
+    const r = spawnSync('script', ['-q', '-e', '-c', `"${process.execPath}" "${CLI}" work "${root}" q --idle-exit 1 -- sleep 0.3`, typescript], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const screen = fs.readFileSync(typescript, 'utf8');
+    assert.match(screen, /done \d+ {2}failed 0 {2}requeued 0 {2}running \d {2}remaining \d+ {2}[\d.]+\/s {2}ETA \S+/);
+    assert.match(screen, /ddmq work: 6 done, 0 failed, 0 requeued at stop/);
+  });
+
   it('runs from the json command too; a missing command is refused', async () => {
     const { root } = await queueOf(['x']);
     let r = ddmq('json', JSON.stringify({ cmd: 'work', root, queue: 'q', idle_exit: 1, exec: ['true'] }));

@@ -360,6 +360,11 @@ export class Broker implements QueueHost {
     return this.withQueue(queue, (q) => q.publish(body, options));
   }
 
+  /** Publishes many messages in order, much cheaper per message than publish; returns how many. */
+  publishMany(queue: string, bodies: Iterable<unknown>, options?: PublishOptions): Promise<number> {
+    return this.withQueue(queue, (q) => q.publishMany(bodies, options));
+  }
+
   /** Takes up to `n` ready messages in order into work/; [] if there are none. */
   consume(queue: string, options?: ConsumeOptions): Promise<Message[]> {
     return this.withQueue(queue, (q) => q.consume(options));

@@ -232,6 +232,26 @@ export class Queue {
     const now = this.settingsNow();
     const settings = now instanceof Promise ? await now : now;
     checkPublishOptions(options);
+    return this.publishWith(body, options, settings);
+  }
+
+  /**
+   * Publishes many messages with the same options, in order: settings are read once and
+   * no promise is made per message. Returns how many were written; a failure (a full
+   * disk) stops it there, with the messages before it published.
+   */
+  async publishMany(bodies: Iterable<unknown>, options: PublishOptions = {}): Promise<number> {
+    const settings = await this.settings();
+    checkPublishOptions(options);
+    let written = 0;
+    for (const body of bodies) {
+      this.publishWith(body, options, settings);
+      written++;
+    }
+    return written;
+  }
+
+  private publishWith(body: unknown, options: PublishOptions, settings: Settings): Message {
     const text = body === undefined ? '' : body;
     const requeue: Requeue = options.requeuePrio ?? options.requeue ?? settings.requeue;
     const msg = new Message({

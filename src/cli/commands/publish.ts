@@ -1,17 +1,22 @@
+import * as fs from 'node:fs';
+import { createInterface } from 'node:readline';
 import { DdmqError } from '../../format/errors.js';
 import { checkQueueName } from '../../format/names.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
-import { type CommandSpec, CREATE, DEBUG, EXIT, FORMAT, ROOT_ARG, SILENT, SKIP_CLEANING, VERBOSE } from '../spec.js';
+import { type CommandSpec, CREATE, DEBUG, EXIT, FORMAT, type Input, ROOT_ARG, type RunContext, SILENT, SKIP_CLEANING, VERBOSE } from '../spec.js';
 
 export const publish: CommandSpec = {
   name: 'publish',
   summary: 'Publish a message to a queue',
-  help: 'With --json-message, MESSAGE is parsed as a JSON value (object, array, number...) and stored as such.',
+  help:
+    'With --json-message, MESSAGE is parsed as a JSON value (object, array, number...) and stored as such.\n' +
+    'With --file, every line is a message (a JSON value with --json-message); empty lines are skipped.\n' +
+    'A terminal shows the progress; at the end the count is printed.',
   args: [
     ROOT_ARG,
     { key: 'queue', description: 'the queue to publish to', required: true },
-    { key: 'message', description: 'the message text', required: true, anyJson: true },
+    { key: 'message', description: 'the message text (or use --file)', required: false, anyJson: true },
   ],
   options: [
     CREATE,
@@ -23,6 +28,7 @@ export const publish: CommandSpec = {
     { key: 'requeue_prio', flags: '--requeue_prio <n>', description: 'priority when requeued; implies -r (default: the requeue_prio setting)', type: 'int', hiddenAlias: '--requeue-prio' },
     { key: 'json_message', flags: '--json-message', description: 'parse MESSAGE as a JSON value', type: 'boolean' },
     { key: 'delay', flags: '--delay <seconds>', description: 'keep the message out of sight (in delayed/) this long', type: 'int' },
+    { key: 'file', flags: '--file <file>', description: 'publish one message per line of FILE ("-": standard input), in order', type: 'string' },
     SKIP_CLEANING,
     FORMAT(['plain', 'json', 'yaml'], 'plain'),
     SILENT,
@@ -31,6 +37,10 @@ export const publish: CommandSpec = {
   ],
   async run(input, ctx) {
     const queue = checkQueueName(input.queue);
+    if ((input.file === undefined) === (input.message === undefined)) {
+      throw new DdmqError('INVALID_ARGUMENT', 'give either a MESSAGE or --file FILE, not both or neither');
+    }
+    if (input.file !== undefined) return publishFile(input, ctx, queue, String(input.file));
     let body = input.message;
     if (input.json_message && typeof body === 'string') {
       try {
@@ -57,3 +67,55 @@ export const publish: CommandSpec = {
     return EXIT.OK;
   },
 };
+
+/** --file: one message per line, in order, in batches; progress on a terminal. */
+async function publishFile(input: Input, ctx: RunContext, queue: string, file: string): Promise<number> {
+  let stream: NodeJS.ReadableStream;
+  let size = 0;
+  if (file === '-') stream = process.stdin;
+  else {
+    try {
+      size = fs.statSync(file).size;
+      stream = fs.createReadStream(file);
+    } catch (err) {
+      throw new DdmqError('INVALID_ARGUMENT', `--file ${file}: ${(err as Error).message}`);
+    }
+  }
+  const broker = await openBroker(input, ctx);
+  const options = {
+    priority: input.priority as number | undefined,
+    timeout: input.timeout as number | undefined,
+    requeue: input.requeue === true ? true : input.requeue === false || input.no_requeue === true ? false : undefined,
+    requeuePrio: input.requeue_prio as number | undefined,
+    requeueLimit: input.requeue_limit as number | undefined,
+    delay: input.delay as number | undefined,
+  };
+  const tty = process.stderr.isTTY === true;
+  let published = 0;
+  let bytes = 0;
+  let lineNo = 0;
+  let batch: unknown[] = [];
+  const flush = async () => {
+    published += await broker.publishMany(queue, batch, options);
+    batch = [];
+    if (tty) process.stderr.write(`\r\x1b[Kpublished ${published}${size ? ` (${Math.floor((bytes / size) * 100)}%)` : ''}`);
+  };
+  for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
+    lineNo++;
+    bytes += Buffer.byteLength(line) + 1;
+    if (line.length === 0) continue;
+    if (input.json_message) {
+      try {
+        batch.push(JSON.parse(line));
+      } catch (err) {
+        await flush();
+        throw new DdmqError('INVALID_ARGUMENT', `--file ${file}, line ${lineNo}: not valid JSON (${(err as Error).message}); ${published} lines before it were published`);
+      }
+    } else batch.push(line);
+    if (batch.length >= 1000) await flush();
+  }
+  await flush();
+  if (tty) process.stderr.write('\r\x1b[K');
+  if (!input.s) await emit(ctx, String(input.format), [{ queue, published }], (r) => `published ${r.published} messages to ${r.queue}`);
+  return EXIT.OK;
+}
