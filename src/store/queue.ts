@@ -29,6 +29,7 @@ import { checkSetting, type Settings, type SettingsLayer } from '../format/setti
 import {
   claimRename,
   ensureDir,
+  fsyncDir,
   errnoOf,
   ioError,
   isRealDir,
@@ -243,15 +244,24 @@ export class Queue {
   async publishMany(bodies: Iterable<unknown>, options: PublishOptions = {}): Promise<number> {
     const settings = await this.settings();
     checkPublishOptions(options);
+    const fsync = this.host.fsync ?? settings.fsync;
     let written = 0;
-    for (const body of bodies) {
-      this.publishWith(body, options, settings);
-      written++;
+    try {
+      for (const body of bodies) {
+        this.publishWith(body, options, settings, fsync);
+        written++;
+      }
+    } finally {
+      // With fsync on, each file was synced; the folders are synced once for the batch.
+      if (fsync && written > 0) {
+        fsyncDir(this.dir);
+        if (options.delay !== undefined && options.delay > 0) fsyncDir(this.delayedDir);
+      }
     }
     return written;
   }
 
-  private publishWith(body: unknown, options: PublishOptions, settings: Settings): Message {
+  private publishWith(body: unknown, options: PublishOptions, settings: Settings, batched = false): Message {
     const text = body === undefined ? '' : body;
     const requeue: Requeue = options.requeuePrio ?? options.requeue ?? settings.requeue;
     const msg = new Message({
@@ -272,11 +282,11 @@ export class Queue {
       // Into delayed/, named by the second it is due; moved into the queue when it is.
       const due = Math.ceil(this.host.now() / 1000 + options.delay);
       ensureDir(this.delayedDir, { groupShared: settings.group_shared });
-      this.write(msg, settings, this.delayedDir, inFlightFileName(due, msg.filename, ''));
+      this.write(msg, settings, this.delayedDir, inFlightFileName(due, msg.filename, ''), batched);
       this.nextDelayedScan = Math.min(this.nextDelayedScan, due * 1000);
       return msg;
     }
-    this.write(msg, settings);
+    this.write(msg, settings, this.dir, msg.filename, batched);
     if (this.host.logging) this.host.log('debug', `published ${this.name}/${msg.filename}`);
     return msg;
   }
@@ -296,11 +306,12 @@ export class Queue {
     return this.claimReady(name, lease, lease);
   }
 
-  private write(msg: Message, settings: Settings, dir = this.dir, name = msg.filename): void {
+  private write(msg: Message, settings: Settings, dir = this.dir, name = msg.filename, deferDirSync = false): void {
     let data: string;
     try {
       data = encodeMessage(msg);
-      if (JSON.stringify(msg.message) === undefined) throw new Error(`a ${typeof msg.message} is not a JSON value`);
+      const kind = typeof msg.message;
+      if (kind === 'undefined' || kind === 'function' || kind === 'symbol') throw new Error(`a ${kind} is not a JSON value`);
     } catch (err) {
       throw new DdmqError('INVALID_ARGUMENT', `the message cannot be written as JSON: ${(err as Error).message}`);
     }
@@ -308,6 +319,7 @@ export class Queue {
       writeFileAtomic(dir, name, data, {
         fsync: this.host.fsync ?? settings.fsync,
         groupShared: settings.group_shared,
+        deferDirSync,
       });
     } catch (err) {
       throw this.missingOr(err);
