@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { createInterface } from 'node:readline';
 import { DdmqError } from '../../format/errors.js';
+import type { PublishOptions } from '../../store/queue.js';
 import { checkQueueName } from '../../format/names.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
@@ -55,14 +56,7 @@ export const publish: CommandSpec = {
     const broker = await openBroker(input, ctx);
     // Requeue expired messages first, as the original does; the temp-file sweep is left to clean.
     if (!input.skip_cleaning && (await broker.queueExists(queue))) await broker.clean(queue, { temps: false });
-    const msg = await broker.publish(queue, body, {
-      priority: input.priority as number | undefined,
-      timeout: input.timeout as number | undefined,
-      requeue: input.requeue === true ? true : input.requeue === false || input.no_requeue === true ? false : undefined,
-      requeuePrio: input.requeue_prio as number | undefined,
-      requeueLimit: input.requeue_limit as number | undefined,
-      delay: input.delay as number | undefined,
-    });
+    const msg = await broker.publish(queue, body, publishOptionsOf(input));
     if (!input.s) await emit(ctx, String(input.format), [msg.toJSON()], (r) => `published ${queue}/${r.filename}`);
     return EXIT.OK;
   },
@@ -82,14 +76,7 @@ async function publishFile(input: Input, ctx: RunContext, queue: string, file: s
     }
   }
   const broker = await openBroker(input, ctx);
-  const options = {
-    priority: input.priority as number | undefined,
-    timeout: input.timeout as number | undefined,
-    requeue: input.requeue === true ? true : input.requeue === false || input.no_requeue === true ? false : undefined,
-    requeuePrio: input.requeue_prio as number | undefined,
-    requeueLimit: input.requeue_limit as number | undefined,
-    delay: input.delay as number | undefined,
-  };
+  const options = publishOptionsOf(input);
   const tty = process.stderr.isTTY === true;
   let published = 0;
   let bytes = 0;
@@ -118,4 +105,16 @@ async function publishFile(input: Input, ctx: RunContext, queue: string, file: s
   if (tty) process.stderr.write('\r\x1b[K');
   if (!input.s) await emit(ctx, String(input.format), [{ queue, published }], (r) => `published ${r.published} messages to ${r.queue}`);
   return EXIT.OK;
+}
+
+/** The library's publish options from the command's input. */
+function publishOptionsOf(input: Input): PublishOptions {
+  return {
+    priority: input.priority as number | undefined,
+    timeout: input.timeout as number | undefined,
+    requeue: input.requeue === true ? true : input.requeue === false || input.no_requeue === true ? false : undefined,
+    requeuePrio: input.requeue_prio as number | undefined,
+    requeueLimit: input.requeue_limit as number | undefined,
+    delay: input.delay as number | undefined,
+  };
 }
