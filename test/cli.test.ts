@@ -42,7 +42,7 @@ describe('ddmq: help and version', () => {
   it('prints help with the commands and exit codes, and the version', () => {
     const help = ddmq('--help');
     assert.equal(help.code, 0);
-    for (const c of ['view', 'create', 'delete', 'publish', 'consume', 'ack', 'nack', 'del_msg', 'purge', 'clean', 'json', 'settings']) assert.match(help.out, new RegExp(`\\b${c}\\b`));
+    for (const c of ['view', 'create', 'delete', 'publish', 'consume', 'ack', 'nack', 'del_msg', 'peek', 'purge', 'clean', 'redrive', 'settings', 'work', 'json']) assert.match(help.out, new RegExp(`\\b${c}\\b`));
     assert.match(help.out, /Exit codes/);
     const version = JSON.parse(fs.readFileSync(join(REPO, 'package.json'), 'utf8')).version;
     assert.equal(ddmq('--version').out.trim(), `ddmq version ${version}`);

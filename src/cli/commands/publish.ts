@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import { createInterface } from 'node:readline';
 import { DdmqError } from '../../format/errors.js';
 import type { PublishOptions } from '../../store/queue.js';
 import { checkQueueName } from '../../format/names.js';
@@ -75,6 +74,7 @@ async function publishFile(input: Input, ctx: RunContext, queue: string, file: s
       throw new DdmqError('INVALID_ARGUMENT', `--file ${file}: ${(err as Error).message}`);
     }
   }
+  const { createInterface } = await import('node:readline'); // only --file needs it
   const broker = await openBroker(input, ctx);
   const options = publishOptionsOf(input);
   const tty = process.stderr.isTTY === true;

@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { DdmqError } from '../../format/errors.js';
 import type { Message } from '../../format/message.js';
 import { checkQueueName } from '../../format/names.js';
-import { work, type WorkEvent } from '../../worker/work.js';
+import type { WorkEvent } from '../../worker/work.js';
 import { openBroker } from '../open.js';
 import { type CommandSpec, DEBUG, EXIT, FORMAT, ROOT_ARG, VERBOSE } from '../spec.js';
 
@@ -37,6 +36,8 @@ export const workCommand: CommandSpec = {
     const command = input.exec as string[];
     if (!Array.isArray(command) || command.length === 0) throw new DdmqError('INVALID_ARGUMENT', 'no command given (put it after --)');
     const json = input.format === 'json';
+    // Loaded here, not at start-up: only this command needs them.
+    const [{ work }, { spawn }] = await Promise.all([import('../../worker/work.js'), import('node:child_process')]);
     const broker = await openBroker(input, ctx);
     const timeout = input.timeout as number | undefined;
     if (timeout !== undefined && timeout < 1) throw new DdmqError('INVALID_ARGUMENT', `--timeout ${timeout}: at least 1 second`);
@@ -50,7 +51,7 @@ export const workCommand: CommandSpec = {
         ctx.err(`ddmq: ${e.type} ${queue}/${e.message.id}${e.error ? `: ${(e.error as Error).message ?? e.error}` : ''}`);
       }
     };
-    const worker = work(broker, queue, (msg, { signal }) => runTask(command, msg, queue, { timeout, signal, quietStdout: json }), {
+    const worker = work(broker, queue, (msg, { signal }) => runTask(spawn, command, msg, queue, { timeout, signal, quietStdout: json }), {
       concurrency: (input.concurrency as number | undefined) ?? 1,
       maxMessages: input.max_messages as number | undefined,
       idleExit: input.idle_exit as number | undefined,
@@ -94,6 +95,7 @@ export const workCommand: CommandSpec = {
 
 /** Runs the command for one message; resolves on exit 0, rejects otherwise. */
 function runTask(
+  spawn: typeof import('node:child_process').spawn,
   command: string[],
   msg: Message,
   queue: string,
