@@ -95,6 +95,8 @@ export const SKIP_CLEANING_COMPAT: OptionSpec = {
   ...SKIP_CLEANING,
   description: 'accepted for compatibility with the original tool; this command never cleans',
 };
+/** The options most commands end with: plain, json or yaml output, -s, -v and -d. */
+export const REPORT_OPTIONS: readonly OptionSpec[] = [FORMAT(['plain', 'json', 'yaml'], 'plain'), SILENT, VERBOSE, DEBUG];
 export const ROOT_ARG: ArgSpec = { key: 'root', description: "the queues' root folder", required: true };
 
 /** Splits a list argument: "a,b" or ["a","b"]. */

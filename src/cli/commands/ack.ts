@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type CommandSpec, DEBUG, FORMAT, ROOT_ARG, SILENT, SKIP_CLEANING_COMPAT, VERBOSE } from '../spec.js';
+import { type CommandSpec, REPORT_OPTIONS, ROOT_ARG, SKIP_CLEANING_COMPAT } from '../spec.js';
 import { forEachMessage, MSG_FILES_ARG } from './each-message.js';
 
 export const ack: CommandSpec = {
@@ -10,10 +10,7 @@ export const ack: CommandSpec = {
   options: [
     { key: 'requeue', flags: '-r, --requeue', description: 'requeue the messages instead (as nack -r)', type: 'boolean' },
     SKIP_CLEANING_COMPAT,
-    FORMAT(['plain', 'json', 'yaml'], 'plain'),
-    SILENT,
-    VERBOSE,
-    DEBUG,
+    ...REPORT_OPTIONS,
   ],
   run: (input, ctx) =>
     forEachMessage(

@@ -1,14 +1,14 @@
 import { checkQueueName } from '../../format/names.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
-import { type CommandSpec, CREATE, DEBUG, EXIT, FORMAT, listOf, ROOT_ARG, SILENT, VERBOSE } from '../spec.js';
+import { type CommandSpec, CREATE, EXIT, listOf, REPORT_OPTIONS, ROOT_ARG } from '../spec.js';
 
 export const clean: CommandSpec = {
   name: 'clean',
   summary: 'Requeue (or drop, at their limit) in-flight messages whose lease ran out',
   help: 'Without QUEUE, every queue of the root is cleaned.',
   args: [ROOT_ARG, { key: 'queue', description: 'comma-separated names of the queues to clean (default: all)', required: false, list: true }],
-  options: [CREATE, FORMAT(['plain', 'json', 'yaml'], 'plain'), SILENT, VERBOSE, DEBUG],
+  options: [CREATE, ...REPORT_OPTIONS],
   async run(input, ctx) {
     const names = listOf(input.queue).map(checkQueueName);
     const broker = await openBroker(input, ctx);

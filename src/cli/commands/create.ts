@@ -1,11 +1,11 @@
-import { type CommandSpec, CREATE, DEBUG, FORMAT, ROOT_ARG, SILENT, VERBOSE } from '../spec.js';
+import { type CommandSpec, CREATE, REPORT_OPTIONS, ROOT_ARG } from '../spec.js';
 import { forEachQueue } from './each-queue.js';
 
 export const create: CommandSpec = {
   name: 'create',
   summary: 'Create queues',
   args: [ROOT_ARG, { key: 'queue', description: 'comma-separated names of the queues to create', required: true, list: true }],
-  options: [CREATE, FORMAT(['plain', 'json', 'yaml'], 'plain'), SILENT, VERBOSE, DEBUG],
+  options: [CREATE, ...REPORT_OPTIONS],
   run: (input, ctx) =>
     forEachQueue(
       input,

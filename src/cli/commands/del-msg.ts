@@ -1,4 +1,4 @@
-import { type CommandSpec, DEBUG, FORMAT, ROOT_ARG, SILENT, SKIP_CLEANING_COMPAT, VERBOSE } from '../spec.js';
+import { type CommandSpec, REPORT_OPTIONS, ROOT_ARG, SKIP_CLEANING_COMPAT } from '../spec.js';
 import { forEachMessage, MSG_FILES_ARG } from './each-message.js';
 
 export const delMsg: CommandSpec = {
@@ -6,7 +6,7 @@ export const delMsg: CommandSpec = {
   summary: 'Delete messages, ready or in flight, by file name',
   help: 'Names are bare file names (PRIO.QNUM.ddmqID or EXPIRY.PRIO.QNUM.ddmqID); paths are refused.',
   args: [ROOT_ARG, { key: 'queue', description: 'the queue the messages are in', required: true }, MSG_FILES_ARG],
-  options: [SKIP_CLEANING_COMPAT, FORMAT(['plain', 'json', 'yaml'], 'plain'), SILENT, VERBOSE, DEBUG],
+  options: [SKIP_CLEANING_COMPAT, ...REPORT_OPTIONS],
   run: (input, ctx) =>
     forEachMessage(
       input,

@@ -1,4 +1,4 @@
-import { type CommandSpec, CREATE, DEBUG, FORMAT, ROOT_ARG, SILENT, VERBOSE } from '../spec.js';
+import { type CommandSpec, CREATE, REPORT_OPTIONS, ROOT_ARG } from '../spec.js';
 import { forEachQueue } from './each-queue.js';
 
 export const remove: CommandSpec = {
@@ -6,7 +6,7 @@ export const remove: CommandSpec = {
   summary: 'Delete queues and all their messages',
   help: 'A queue whose folder holds files that ddmq did not write is not deleted (nothing of it is).',
   args: [ROOT_ARG, { key: 'queue', description: 'comma-separated names of the queues to delete', required: true, list: true }],
-  options: [CREATE, FORMAT(['plain', 'json', 'yaml'], 'plain'), SILENT, VERBOSE, DEBUG],
+  options: [CREATE, ...REPORT_OPTIONS],
   run: (input, ctx) =>
     forEachQueue(
       input,

@@ -1,5 +1,5 @@
 import { DdmqError } from '../../format/errors.js';
-import { type CommandSpec, DEBUG, FORMAT, ROOT_ARG, SILENT, SKIP_CLEANING_COMPAT, VERBOSE } from '../spec.js';
+import { type CommandSpec, REPORT_OPTIONS, ROOT_ARG, SKIP_CLEANING_COMPAT } from '../spec.js';
 import { forEachMessage, MSG_FILES_ARG } from './each-message.js';
 
 export const nack: CommandSpec = {
@@ -13,10 +13,7 @@ export const nack: CommandSpec = {
     { key: 'requeue', flags: '-r, --requeue', description: 'requeue, whatever the settings and the limit say', type: 'boolean' },
     { key: 'drop', flags: '--drop', description: 'drop (delete), whatever the settings say', type: 'boolean' },
     SKIP_CLEANING_COMPAT,
-    FORMAT(['plain', 'json', 'yaml'], 'plain'),
-    SILENT,
-    VERBOSE,
-    DEBUG,
+    ...REPORT_OPTIONS,
   ],
   async run(input, ctx) {
     if (input.requeue && input.drop) throw new DdmqError('INVALID_ARGUMENT', '--requeue and --drop contradict each other');

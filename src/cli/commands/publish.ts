@@ -4,7 +4,7 @@ import type { PublishOptions } from '../../store/queue.js';
 import { checkQueueName } from '../../format/names.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
-import { type CommandSpec, CREATE, DEBUG, EXIT, FORMAT, type Input, ROOT_ARG, type RunContext, SILENT, SKIP_CLEANING, VERBOSE } from '../spec.js';
+import { type CommandSpec, CREATE, EXIT, type Input, REPORT_OPTIONS, ROOT_ARG, type RunContext, SKIP_CLEANING } from '../spec.js';
 
 export const publish: CommandSpec = {
   name: 'publish',
@@ -30,10 +30,7 @@ export const publish: CommandSpec = {
     { key: 'delay', flags: '--delay <seconds>', description: 'keep the message out of sight (in delayed/) this long', type: 'int' },
     { key: 'file', flags: '--file <file>', description: 'publish one message per line of FILE ("-": standard input), in order', type: 'string' },
     SKIP_CLEANING,
-    FORMAT(['plain', 'json', 'yaml'], 'plain'),
-    SILENT,
-    VERBOSE,
-    DEBUG,
+    ...REPORT_OPTIONS,
   ],
   async run(input, ctx) {
     const queue = checkQueueName(input.queue);

@@ -1,7 +1,7 @@
 import { checkQueueName } from '../../format/names.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
-import { type CommandSpec, DEBUG, EXIT, FORMAT, listOf, ROOT_ARG, SILENT, VERBOSE } from '../spec.js';
+import { type CommandSpec, EXIT, listOf, REPORT_OPTIONS, ROOT_ARG } from '../spec.js';
 
 export const redrive: CommandSpec = {
   name: 'redrive',
@@ -15,10 +15,7 @@ export const redrive: CommandSpec = {
     { key: 'to', flags: '--to <queue>', description: 'move them here instead of where each came from', type: 'string' },
     { key: 'ids', flags: '--ids <ids>', description: 'only these message ids (comma-separated)', type: 'string' },
     { key: 'n', flags: '-n <n>', description: 'move at most this many', type: 'int' },
-    FORMAT(['plain', 'json', 'yaml'], 'plain'),
-    SILENT,
-    VERBOSE,
-    DEBUG,
+    ...REPORT_OPTIONS,
   ],
   async run(input, ctx) {
     const queue = checkQueueName(input.queue);

@@ -3,7 +3,7 @@ import { checkQueueName } from '../../format/names.js';
 import { isSettingKey, SETTING_KEYS } from '../../format/settings.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
-import { type CommandSpec, CREATE, DEBUG, EXIT, FORMAT, ROOT_ARG, SILENT, VERBOSE } from '../spec.js';
+import { type CommandSpec, CREATE, EXIT, REPORT_OPTIONS, ROOT_ARG } from '../spec.js';
 
 export const settings: CommandSpec = {
   name: 'settings',
@@ -17,10 +17,7 @@ export const settings: CommandSpec = {
     CREATE,
     { key: 'set', flags: '--set <key=value...>', description: 'set keys in the ddmq.yaml of the queue (or root); values are YAML', type: 'strings' },
     { key: 'unset', flags: '--unset <key...>', description: 'remove keys from that ddmq.yaml, so that the layer above applies', type: 'strings' },
-    FORMAT(['plain', 'json', 'yaml'], 'plain'),
-    SILENT,
-    VERBOSE,
-    DEBUG,
+    ...REPORT_OPTIONS,
   ],
   async run(input, ctx) {
     const queue = input.queue === undefined ? undefined : checkQueueName(input.queue);
