@@ -289,7 +289,7 @@ describe('ack, nack, extend', () => {
 
   it('nack requeues with requeue_prio, a new queue number, the same id and counter + 1', async () => {
     const { broker, dir, work } = await fresh();
-    await broker.setSettings('q', { requeue_prio: 2 });
+    await broker.setSettings('q', { requeue_prio: 2, retry_delay: 0 });
     const pub = await broker.publish('q', 'x', { extra: { tag: 't' } });
     const m = (await broker.consumeOne('q'))!;
     const r = await broker.nack(m);
@@ -303,6 +303,7 @@ describe('ack, nack, extend', () => {
 
   it('nack: an integer requeue is the priority; false or the queue setting drops; the limit drops', async () => {
     const { broker } = await fresh();
+    await broker.setSettings('q', { retry_delay: 0 });
     await broker.publish('q', 'int', { requeuePrio: 9 });
     let m = (await broker.consumeOne('q'))!;
     await broker.nack(m);
@@ -332,6 +333,7 @@ describe('ack, nack, extend', () => {
 
   it('nack by file name reads the message after claiming it', async () => {
     const { broker } = await fresh();
+    await broker.setSettings('q', { retry_delay: 0 });
     await broker.publish('q', 'by-name');
     const m = (await broker.consumeOne('q'))!;
     const r = await broker.nack('q', m.filename);
@@ -489,7 +491,7 @@ describe('purge, delete one, counts', () => {
     await broker.deleteMessage('q', a.filename);
     const b = (await broker.consumeOne('q'))!;
     await broker.deleteMessage('q', b.filename);
-    assert.deepEqual((await broker.counts('q'))[0], { queue: 'q', ready: 0, delayed: 0, inFlight: 0, expired: 0, corrupt: 0 });
+    assert.deepEqual((await broker.counts('q'))[0], { queue: 'q', ready: 0, delayed: 0, inFlight: 0, expired: 0, corrupt: 0, nextDue: null });
     await assert.rejects(broker.deleteMessage('q', a.filename), code('MESSAGE_NOT_FOUND'));
     await assert.rejects(broker.deleteMessage('q', `../${a.filename}`), code('INVALID_NAME'));
   });

@@ -201,6 +201,7 @@ describe('ddmq ack, nack, del_msg', () => {
 
   it('nack requeues by default, drops with --drop, requeues with -r; json output', () => {
     const { root } = setup();
+    ddmq('settings', root, 'q', '--set', 'retry_delay=0');
     const [a, b] = consumed(root, 2);
     let r = ddmq('nack', root, 'q', a!, '--format', 'json');
     const row = jsonLines(r.out)[0]!;

@@ -33,7 +33,7 @@ describe('ddmq work', () => {
   });
 
   it('a failing command nacks its message (requeued within its limit); exit 6', async () => {
-    const { root, broker } = await queueOf([]);
+    const { root, broker } = await queueOf([], { retry_delay: 0 });
     await broker.publish('q', 'bad', { requeueLimit: 1 });
     const r = ddmq('work', root, 'q', '--idle-exit', '1', '--format', 'json', '--', 'false');
     assert.equal(r.code, 6);

@@ -77,7 +77,7 @@ describe('waiting for messages', () => {
 
 describe('workers', () => {
   it('run the handler per message within the concurrency limit; success acks, failure nacks', async () => {
-    const { broker, root } = await setup({ requeue_prio: 5 });
+    const { broker, root } = await setup({ requeue_prio: 5, retry_delay: 0 });
     for (let i = 0; i < 20; i++) await broker.publish('q', { i, fail: i === 7 });
     let running = 0;
     let most = 0;

@@ -95,9 +95,28 @@ export class Message implements MessageFields {
   }
 }
 
+/**
+ * The file's JSON. Two values mean something else to the original tool, which reads 0 as
+ * "unset": `requeue_limit: 0` (it reads: unlimited) and `requeue: 0` (it reads: do not
+ * requeue). They are written so that both tools read the same: a limit of 0 as
+ * `requeue: false` (no requeue at all, which is what a limit of 0 allows), and a requeue
+ * priority of 0 as `requeue: true` with the priority under `requeue_priority`.
+ */
 export function encodeMessage(msg: Message): string {
-  return JSON.stringify(msg);
+  if (msg.requeueLimit !== 0 && msg.requeue !== 0) return JSON.stringify(msg);
+  const fields = msg.toJSON();
+  if (msg.requeueLimit === 0) {
+    fields.requeue = false;
+    fields.requeue_limit = null;
+  } else {
+    fields.requeue = true;
+    fields.requeue_priority = 0;
+  }
+  return JSON.stringify(fields);
 }
+
+/** Where encodeMessage puts a requeue priority of 0. */
+const REQUEUE_PRIORITY_KEY = 'requeue_priority';
 
 /**
  * Decodes a message file. Keys the original always writes but that are missing here
@@ -130,8 +149,13 @@ export function decodeMessage(
   const path = context.path;
   const file = context.file;
   let extra: Record<string, unknown> | undefined;
+  let requeue = optional(obj.requeue, path, 'requeue', isRequeue, 'a boolean, a non-negative integer or null') ?? null;
   for (const k in obj) {
     if (KNOWN.has(k)) continue;
+    if (k === REQUEUE_PRIORITY_KEY && requeue === true && isCount(obj[k])) {
+      requeue = obj[k];
+      continue;
+    }
     extra ??= {};
     // defineProperty: a key "__proto__" stays a plain key
     Object.defineProperty(extra, k, { value: obj[k], enumerable: true, writable: true, configurable: true });
@@ -145,7 +169,7 @@ export function decodeMessage(
     filename: optional(obj.filename, path, 'filename', isString, 'a string') ?? file.name,
     // The original treats a timeout of 0 as unset; so do we.
     timeout: optional(obj.timeout, path, 'timeout', isCount, 'a non-negative integer or null') || null,
-    requeue: optional(obj.requeue, path, 'requeue', isRequeue, 'a boolean, a non-negative integer or null') ?? null,
+    requeue,
     requeueCounter: optional(obj.requeue_counter, path, 'requeue_counter', isCount, 'a non-negative integer') ?? 0,
     requeueLimit: optional(obj.requeue_limit, path, 'requeue_limit', isCount, 'a non-negative integer or null') ?? null,
     extra: extra ?? {},

@@ -26,8 +26,19 @@ export interface Settings {
   expiry_grace: number;
   /** Give the group write access to every folder and file ddmq makes (setgid folders), for a project group. */
   group_shared: boolean;
-  /** A queue that takes messages past their requeue limit (with their history) instead of dropping them; null: drop. */
+  /**
+   * A queue that takes the messages that are not requeued (past their requeue limit, or
+   * with requeue off), with their history, instead of dropping them; null: drop.
+   */
   dead_letter: string | null;
+  /** How many times a message may be requeued when the message itself does not say; null: unlimited. */
+  requeue_limit: number | null;
+  /** Seconds a failed (nacked) message waits, in delayed/, before it is ready again; 0: at once. */
+  retry_delay: number;
+  /** The factor that wait grows by with each further failure of the message. */
+  retry_backoff: number;
+  /** The longest such wait, in seconds. */
+  retry_delay_max: number;
 }
 
 export type SettingsLayer = Partial<Settings> & Record<string, unknown>;
@@ -42,11 +53,27 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   expiry_grace: 30,
   group_shared: false,
   dead_letter: null,
+  requeue_limit: null,
+  retry_delay: 10,
+  retry_backoff: 2,
+  retry_delay_max: 600,
 });
 
+/** The longest span of seconds ddmq takes anywhere (leases, delays, waits): ten years. */
+export const MAX_SECONDS = 10 * 365 * 86400;
+
 type Check = { test: (v: unknown) => boolean; expected: string };
-const positiveInt: Check = { test: (v) => Number.isSafeInteger(v) && (v as number) >= 1, expected: 'a whole number of seconds, at least 1' };
+const seconds: Check = {
+  test: (v) => Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= MAX_SECONDS,
+  expected: `a whole number of seconds, from 1 to ${MAX_SECONDS} (ten years)`,
+};
+const secondsOrZero: Check = {
+  test: (v) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_SECONDS,
+  expected: `a whole number of seconds, from 0 to ${MAX_SECONDS} (ten years)`,
+};
 const count: Check = { test: (v) => Number.isSafeInteger(v) && (v as number) >= 0, expected: 'a non-negative whole number' };
+const countOrNull: Check = { test: (v) => v === null || count.test(v), expected: 'a non-negative whole number, or null for no limit' };
+const factor: Check = { test: (v) => typeof v === 'number' && v >= 1 && v <= 100, expected: 'a number from 1 to 100' };
 const bool: Check = { test: (v) => typeof v === 'boolean', expected: 'true or false' };
 const queueOrNull: Check = {
   test: (v) => v === null || (typeof v === 'string' && /^[A-Za-z0-9_-]{1,200}$/.test(v)),
@@ -55,15 +82,19 @@ const queueOrNull: Check = {
 const epoch: Check = { test: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, expected: 'a non-negative number' };
 
 const CHECKS: Record<keyof Settings, Check> = {
-  message_timeout: positiveInt,
+  message_timeout: seconds,
   priority: count,
   requeue: bool,
   requeue_prio: count,
   cleaned: epoch,
   fsync: bool,
-  expiry_grace: count,
+  expiry_grace: secondsOrZero,
   group_shared: bool,
   dead_letter: queueOrNull,
+  requeue_limit: countOrNull,
+  retry_delay: secondsOrZero,
+  retry_backoff: factor,
+  retry_delay_max: secondsOrZero,
 };
 
 export const SETTING_KEYS = Object.keys(CHECKS) as (keyof Settings)[];

@@ -451,6 +451,15 @@ export class Broker implements QueueHost {
   }
 
   /**
+   * Gives a message back untried: `release(msg)` or `release(queue, filename)`. It is ready
+   * again at once, its requeue counter unchanged, whatever its requeue settings say.
+   */
+  async release(target: Message | string, filename?: string): Promise<NackResult> {
+    const [queue, name] = this.target(target, filename);
+    return (await this.queue(queue)).release(name);
+  }
+
+  /**
    * Renews a lease to `seconds` from now: `extend(msg, seconds)` (msg.filename is updated)
    * or `extend(queue, filename, seconds)`. Returns the new in-flight file name.
    */

@@ -25,7 +25,7 @@ import {
 import { ReadyListing } from '../format/listing.js';
 import { FolderWatcher } from './watch.js';
 import { queueNumbers } from '../format/queue-number.js';
-import { checkSetting, type Settings, type SettingsLayer } from '../format/settings.js';
+import { checkSetting, MAX_SECONDS, type Settings, type SettingsLayer } from '../format/settings.js';
 import {
   claimRename,
   ensureDir,
@@ -118,10 +118,23 @@ export interface NackOptions {
 }
 
 export interface NackResult {
-  /** dead-lettered: past its requeue limit, moved to the queue's dead_letter queue. */
+  /** dead-lettered: not to be requeued (past its limit, or requeue off), moved to the queue's dead_letter queue. */
   action: 'requeued' | 'dropped' | 'dead-lettered';
-  /** The ready file name of the requeued message. */
+  /** The ready file name of the requeued message, or of the dead letter in its queue. */
   filename?: string;
+  /** Requeued after a retry backoff: the epoch second it is ready again (it waits in delayed/ until then). */
+  due?: number;
+  /** Dead-lettered: the dead-letter queue it went to. */
+  queue?: string;
+}
+
+type RequeueReason = 'failed' | 'expired' | 'forced' | 'released';
+
+/** Seconds a message that failed `failures` times before waits before it is ready again. */
+export function retryDelay(settings: Settings, failures: number): number {
+  if (settings.retry_delay === 0) return 0;
+  const delay = settings.retry_delay * settings.retry_backoff ** Math.min(failures, 1000);
+  return Math.min(settings.retry_delay_max, Math.ceil(delay));
 }
 
 export interface CleanOptions {
@@ -170,6 +183,8 @@ export interface QueueCounts {
   /** In flight with a lease that has run out (requeued by the next clean). */
   expired: number;
   corrupt: number;
+  /** The epoch second the first delayed message is due; null if none is delayed. */
+  nextDue: number | null;
 }
 
 export class Queue {
@@ -279,16 +294,19 @@ export class Queue {
     });
     msg.filename = readyFileName(msg.priority, msg.queueNumber, msg.id);
     if (options.delay !== undefined && options.delay > 0) {
-      // Into delayed/, named by the second it is due; moved into the queue when it is.
-      const due = Math.ceil(this.host.now() / 1000 + options.delay);
-      ensureDir(this.delayedDir, { groupShared: settings.group_shared });
-      this.write(msg, settings, this.delayedDir, inFlightFileName(due, msg.filename, ''), batched);
-      this.nextDelayedScan = Math.min(this.nextDelayedScan, due * 1000);
+      this.writeDelayed(msg, settings, Math.ceil(this.host.now() / 1000 + options.delay), batched);
       return msg;
     }
     this.write(msg, settings, this.dir, msg.filename, batched);
     if (this.host.logging) this.host.log('debug', `published ${this.name}/${msg.filename}`);
     return msg;
+  }
+
+  /** Writes a message into delayed/, named by the second it is due; moved into the queue when it is. */
+  private writeDelayed(msg: Message, settings: Settings, due: number, batched = false): void {
+    ensureDir(this.delayedDir, { groupShared: settings.group_shared });
+    this.write(msg, settings, this.delayedDir, inFlightFileName(due, msg.filename, ''), batched);
+    this.nextDelayedScan = Math.min(this.nextDelayedScan, due * 1000);
   }
 
   /** Writes a message (from another queue) into this one as a new ready file; returns its name. */
@@ -333,8 +351,8 @@ export class Queue {
 
   async consume(options: ConsumeOptions = {}): Promise<Message[]> {
     const wait = options.wait ?? 0;
-    if (typeof wait !== 'number' || !(wait >= 0) || !Number.isFinite(wait)) {
-      throw invalid('wait', wait, 'a number of seconds, 0 or more');
+    if (typeof wait !== 'number' || !(wait >= 0) || !(wait <= MAX_SECONDS)) {
+      throw invalid('wait', wait, `a number of seconds, from 0 to ${MAX_SECONDS} (ten years)`);
     }
     const first = await this.consumeNow(options);
     if (first.length > 0 || wait === 0) return first;
@@ -367,8 +385,8 @@ export class Queue {
   private async consumeNow(options: ConsumeOptions): Promise<Message[]> {
     const n = options.n ?? 1;
     if (!Number.isSafeInteger(n) || n < 1) throw invalid('n', n, 'a whole number, at least 1');
-    if (options.timeout !== undefined && !(Number.isSafeInteger(options.timeout) && options.timeout >= 1)) {
-      throw invalid('timeout', options.timeout, 'a whole number of seconds, at least 1');
+    if (options.timeout !== undefined && !(Number.isSafeInteger(options.timeout) && options.timeout >= 1 && options.timeout <= MAX_SECONDS)) {
+      throw invalid('timeout', options.timeout, `a whole number of seconds, from 1 to ${MAX_SECONDS} (ten years)`);
     }
     const now = this.settingsNow();
     const settings = now instanceof Promise ? await now : now;
@@ -576,30 +594,48 @@ export class Queue {
     if (this.host.logging) this.host.log('debug', `acked ${this.name}/${name}`);
   }
 
-  /** Requeues or drops an in-flight message, by the options, the message and the settings. */
+  /**
+   * A failed message: requeued (after the retry backoff), dead-lettered or dropped, by the
+   * options, the message and the settings. `requeue: true` requeues at once whatever they
+   * say; `requeue: false` drops.
+   */
   async nack(target: Message | string, options: NackOptions = {}): Promise<NackResult> {
     const name = this.inFlightNameOf(target);
     if (options.requeue === false) {
       if (!unlinkIfExists(join(this.workDir, name))) throw notInFlight(this.name, name);
       return { action: 'dropped' };
     }
-    const file = parseInFlightName(name)!;
-    const claimed = this.claimInFlight(file, REQUEUE_CLAIM_SECONDS);
-    if (claimed === null) throw notInFlight(this.name, name);
-    let msg: Message | null;
-    if (typeof target === 'string') {
-      msg = this.readClaimed(claimed);
-      if (msg === null) throw new DdmqError('CORRUPT_MESSAGE', `message ${this.name}/${name} could not be read`);
-    } else {
-      msg = target;
-    }
+    const { msg, claimed } = this.claimForRequeue(target, name);
     if (options.error !== undefined) msg.extra = { ...msg.extra, last_error: String(options.error).slice(0, 4000) };
-    return this.requeueOrDrop(msg, claimed, options.requeue === true, await this.settings());
+    return this.requeueOrDrop(msg, claimed, options.requeue === true ? 'forced' : 'failed', await this.settings());
+  }
+
+  /**
+   * Gives a message back untried: it is ready again at once (at `requeue_prio`), its
+   * requeue counter unchanged, whatever its requeue settings say. For a worker that stops
+   * before the message's task could finish.
+   */
+  async release(target: Message | string): Promise<NackResult> {
+    const name = this.inFlightNameOf(target);
+    const { msg, claimed } = this.claimForRequeue(target, name);
+    return this.requeueOrDrop(msg, claimed, 'released', await this.settings());
+  }
+
+  /** Claims an in-flight file for a requeue (so no cleaner takes it meanwhile) and reads it if need be. */
+  private claimForRequeue(target: Message | string, name: string): { msg: Message; claimed: string } {
+    const claimed = this.claimInFlight(parseInFlightName(name)!, REQUEUE_CLAIM_SECONDS);
+    if (claimed === null) throw notInFlight(this.name, name);
+    if (typeof target !== 'string') return { msg: target, claimed };
+    const msg = this.readClaimed(claimed);
+    if (msg === null) throw new DdmqError('CORRUPT_MESSAGE', `message ${this.name}/${name} could not be read`);
+    return { msg, claimed };
   }
 
   /** Renews a lease: the in-flight file is renamed to a later expiry. Returns its new name. */
   extend(target: Message | string, seconds: number): string {
-    if (!Number.isSafeInteger(seconds) || seconds < 1) throw invalid('seconds', seconds, 'a whole number, at least 1');
+    if (!Number.isSafeInteger(seconds) || seconds < 1 || seconds > MAX_SECONDS) {
+      throw invalid('seconds', seconds, `a whole number from 1 to ${MAX_SECONDS} (ten years)`);
+    }
     const name = this.inFlightNameOf(target);
     const renamed = this.claimInFlight(parseInFlightName(name)!, seconds);
     if (renamed === null) throw notInFlight(this.name, name);
@@ -616,48 +652,65 @@ export class Queue {
   }
 
   /**
-   * The second half of nack and expiry: the claimed in-flight file is replaced by a new
-   * ready file (written first, so a crash in between duplicates but never loses it), or
-   * dropped when it must not be requeued.
+   * The second half of nack, release and expiry: the claimed in-flight file is replaced by
+   * a new ready (or delayed) file, written first, so that a crash in between duplicates
+   * but never loses it; or by a dead letter; or it is dropped.
+   *
+   * - failed (a nack): requeued after the retry backoff, if its requeue settings and its
+   *   limit allow; otherwise dead-lettered (with a dead_letter queue) or dropped;
+   * - expired (a dead consumer's lease): the same, but ready again at once;
+   * - forced (nack with requeue: true): requeued at once, whatever the settings say;
+   * - released (a worker stopping): requeued at once, not counted as an attempt.
    */
-  private async requeueOrDrop(msg: Message, claimed: string, force: boolean, settings: Settings): Promise<NackResult> {
+  private async requeueOrDrop(msg: Message, claimed: string, why: RequeueReason, settings: Settings): Promise<NackResult> {
     const claimedPath = join(this.workDir, claimed);
-    const wanted = msg.requeue ?? settings.requeue;
-    const withinLimit = msg.requeueLimit === null || msg.requeueCounter < msg.requeueLimit;
-    if (!force && wanted !== false && !withinLimit && settings.dead_letter !== null && settings.dead_letter !== this.name) {
-      // Past its limit, to the dead-letter queue with its history; written there first.
-      const dead = new Message({
-        ...msg,
-        extra: {
-          ...msg.extra,
-          dead_letter: {
-            from: this.name,
-            reason: 'requeue limit reached',
-            requeue_counter: msg.requeueCounter,
-            last_error: msg.extra.last_error ?? null,
-            at: Math.floor(this.host.now() / 1000),
+    const limit = msg.requeueLimit ?? settings.requeue_limit;
+    const withinLimit = limit === null || msg.requeueCounter < limit;
+    const wanted = (msg.requeue ?? settings.requeue) !== false;
+    if (why !== 'forced' && why !== 'released' && !(wanted && withinLimit)) {
+      const reason = withinLimit ? 'requeue is off' : 'requeue limit reached';
+      if (settings.dead_letter !== null && settings.dead_letter !== this.name) {
+        // To the dead-letter queue with its history; written there first.
+        const dead = new Message({
+          ...msg,
+          extra: {
+            ...msg.extra,
+            dead_letter: {
+              from: this.name,
+              reason,
+              requeue_counter: msg.requeueCounter,
+              last_error: msg.extra.last_error ?? null,
+              at: Math.floor(this.host.now() / 1000),
+            },
           },
-        },
-      });
-      const filename = await this.host.put(settings.dead_letter, dead);
+        });
+        const filename = await this.host.put(settings.dead_letter, dead);
+        unlinkIfExists(claimedPath);
+        this.host.log('info', `dead-lettered ${this.name}/${claimed} to ${settings.dead_letter}/${filename}`);
+        return { action: 'dead-lettered', queue: settings.dead_letter, filename };
+      }
       unlinkIfExists(claimedPath);
-      this.host.log('info', `dead-lettered ${this.name}/${claimed} to ${settings.dead_letter}/${filename}`);
-      return { action: 'dead-lettered', filename };
-    }
-    if (!force && (wanted === false || !withinLimit)) {
-      unlinkIfExists(claimedPath);
-      this.host.log('info', `dropped ${this.name}/${claimed}${withinLimit ? '' : ' (requeue limit reached)'}`);
+      this.host.log('info', `dropped ${this.name}/${claimed} (${reason})`);
       return { action: 'dropped' };
     }
     const again = new Message({
       ...msg,
       priority: typeof msg.requeue === 'number' ? msg.requeue : settings.requeue_prio,
       queueNumber: queueNumbers.next(),
-      requeueCounter: msg.requeueCounter + 1,
+      requeueCounter: why === 'released' ? msg.requeueCounter : msg.requeueCounter + 1,
       filename: '',
       extra: { ...msg.extra },
     });
     again.filename = readyFileName(again.priority, again.queueNumber, again.id);
+    const delay = why === 'failed' ? retryDelay(settings, msg.requeueCounter) : 0;
+    if (delay > 0) {
+      // Waits out its backoff in delayed/, out of the way of the other messages.
+      const due = Math.ceil(this.host.now() / 1000 + delay);
+      this.writeDelayed(again, settings, due);
+      unlinkIfExists(claimedPath);
+      this.host.log('info', `requeued ${this.name}/${claimed} as ${again.filename}, ready in ${delay} s`);
+      return { action: 'requeued', filename: again.filename, due };
+    }
     this.write(again, settings);
     unlinkIfExists(claimedPath);
     this.host.log('info', `requeued ${this.name}/${claimed} as ${again.filename}`);
@@ -710,7 +763,7 @@ export class Queue {
         result.corrupt++;
         continue;
       }
-      const { action } = await this.requeueOrDrop(msg, claimed, false, settings);
+      const { action } = await this.requeueOrDrop(msg, claimed, 'expired', settings);
       result[action === 'dead-lettered' ? 'deadLettered' : action]++;
     }
     if (options.temps !== false) result.tempsRemoved = this.removeOldTemps((options.tempGrace ?? 3600) * 1000);
@@ -813,8 +866,15 @@ export class Queue {
       if (file.expiry < due) expired++;
     }
     const corrupt = (listIfExists(this.corruptDir) ?? []).filter(isMessageName).length;
-    const delayed = (listIfExists(this.delayedDir) ?? []).filter((n) => parseInFlightName(n) !== null).length;
-    return { queue: this.name, ready, delayed, inFlight, expired, corrupt };
+    let delayed = 0;
+    let nextDue: number | null = null;
+    for (const name of listIfExists(this.delayedDir) ?? []) {
+      const file = parseInFlightName(name);
+      if (file === null) continue;
+      delayed++;
+      if (nextDue === null || file.expiry < nextDue) nextDue = file.expiry;
+    }
+    return { queue: this.name, ready, delayed, inFlight, expired, corrupt, nextDue };
   }
 
   /** Lists one of the queue's folders; a missing one means the queue was deleted. */
@@ -856,7 +916,7 @@ function checkPublishOptions(o: PublishOptions): void {
     try {
       checkSetting(key, value, 'the publish call');
     } catch {
-      throw invalid(what, value, key === 'message_timeout' ? 'a whole number of seconds, at least 1' : 'a non-negative whole number');
+      throw invalid(what, value, key === 'message_timeout' ? `a whole number of seconds, from 1 to ${MAX_SECONDS} (ten years)` : 'a non-negative whole number');
     }
   };
   if (o.priority !== undefined) check('priority', o.priority, 'priority');
@@ -866,7 +926,7 @@ function checkPublishOptions(o: PublishOptions): void {
     throw invalid('requeue limit', o.requeueLimit, 'a non-negative whole number');
   }
   if (o.requeue !== undefined && typeof o.requeue !== 'boolean') throw invalid('requeue', o.requeue, 'true or false');
-  if (o.delay !== undefined && !(typeof o.delay === 'number' && o.delay >= 0 && o.delay <= 10 * 365 * 86400)) {
+  if (o.delay !== undefined && !(typeof o.delay === 'number' && o.delay >= 0 && o.delay <= MAX_SECONDS)) {
     throw invalid('delay', o.delay, 'a number of seconds, 0 or more (at most ten years)');
   }
 }
