@@ -479,7 +479,7 @@ describe('purge, delete one, counts', () => {
     const { broker, dir } = await fresh();
     for (let i = 0; i < 5; i++) await broker.publish('q', i);
     await broker.consume('q', { n: 2 });
-    assert.deepEqual(await broker.purge('q'), { queue: 'q', ready: 3, inFlight: 2 });
+    assert.deepEqual(await broker.purge('q'), { queue: 'q', ready: 3, delayed: 0, inFlight: 2 });
     assert.deepEqual(ls(dir), ['ddmq.yaml', 'work']);
     assert.deepEqual(await broker.consume('q'), []);
   });

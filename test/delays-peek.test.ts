@@ -52,7 +52,7 @@ describe('delays', () => {
     await broker.clean('q');
     assert.equal((await broker.counts('q'))[0]!.ready, 1);
     await broker.publish('q', 'e', { delay: 100 });
-    assert.deepEqual(await broker.purge('q'), { queue: 'q', ready: 2, inFlight: 0 });
+    assert.deepEqual(await broker.purge('q'), { queue: 'q', ready: 1, delayed: 1, inFlight: 0 }, 'a delayed message is counted as delayed, not ready');
     await broker.publish('q', 'f', { delay: 100 });
     await broker.deleteQueue('q');
     assert.deepEqual(ls(root), ['ddmq.yaml']);

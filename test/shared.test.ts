@@ -56,7 +56,7 @@ describe('shared use by a project group', { skip: isRoot ? false : 'needs root t
   it('with group_shared, two users of one group both publish and consume, even with umask 077', () => {
     const [a, b] = USERS as [string, string];
     const root = join(base, 'shared');
-    let r = as(a, '077', 'settings', '-f', root, '--set', 'group_shared=true', '-s');
+    let r = as(a, '077', 'settings', '-f', root, '--set', 'group_shared=true', '--set', 'retry_delay=0', '-s');
     assert.equal(r.code, 0, r.err);
     assert.equal(as(a, '077', 'create', root, 'q').code, 0);
     assert.equal(as(a, '077', 'publish', root, 'q', 'from a').code, 0);

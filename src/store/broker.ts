@@ -4,7 +4,7 @@
  * from.
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import { Message } from '../format/message.js';
 import { checkQueueName, isMessageName, isQueueName, parseReadyName } from '../format/names.js';
@@ -18,19 +18,23 @@ import {
   stringifySettings,
 } from '../format/settings.js';
 import {
+  createFileIfMissing,
   ensureDir,
   errnoOf,
-  exists,
   ioError,
   isNfsSillyRename,
   isRealDir,
+  isRealFile,
   listIfExists,
+  makeDirs,
   readRegularFile,
   removeDirRetrying,
+  retryStale,
   TEMP_PREFIX,
   unlinkIfExists,
   writeFileAtomic,
 } from './fsx.js';
+import { OpenFolder, QueueFolders, SUBFOLDERS } from './folders.js';
 import {
   type CleanOptions,
   type CleanResult,
@@ -42,6 +46,7 @@ import {
   type PeekOptions,
   type Peeked,
   type PublishOptions,
+  type PurgeResult,
   Queue,
   type QueueCounts,
   type QueueHost,
@@ -124,27 +129,21 @@ export class Broker implements QueueHost {
       throw new DdmqError('INVALID_ARGUMENT', `invalid root folder ${JSON.stringify(root)}`);
     }
     const broker = new Broker(root, options);
-    let stat: fs.Stats;
-    try {
-      stat = fs.statSync(root);
-    } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') throw ioError(err, 'open root folder', root);
+    // The root itself may be a link: the user named it. Nothing below it is followed.
+    let kind = rootKind(root);
+    if (kind === null) {
       if (!broker.create) {
         throw new DdmqError('ROOT_MISSING', `root folder ${root} does not exist (create it with -f / { create: true })`, {
           path: root,
         });
       }
-      try {
-        fs.mkdirSync(root, { recursive: true });
-      } catch (mkErr) {
-        throw ioError(mkErr, 'create root folder', root);
-      }
-      stat = fs.statSync(root);
+      makeDirs(root);
+      kind = rootKind(root);
     }
-    if (!stat.isDirectory()) {
+    if (kind !== 'dir') {
       throw new DdmqError('ROOT_MISSING', `root ${root} is not a folder`, { path: root });
     }
-    if (!exists(join(root, SETTINGS_FILE))) {
+    if (!isRealFile(join(root, SETTINGS_FILE))) {
       if (!broker.create) {
         throw new DdmqError(
           'ROOT_UNINITIALISED',
@@ -152,7 +151,7 @@ export class Broker implements QueueHost {
           { path: root },
         );
       }
-      writeFileAtomic(root, SETTINGS_FILE, '', { fsync: false });
+      createFileIfMissing(root, SETTINGS_FILE, '', { fsync: false });
     }
     await broker.layer('');
     return broker;
@@ -222,9 +221,11 @@ export class Broker implements QueueHost {
       if (v === null || v === undefined) delete next[k];
       else Object.defineProperty(next, k, { value: v, enumerable: true, writable: true, configurable: true });
     }
-    const dir = key === '' ? this.root : join(this.root, key);
     const shared = layerSettings(key === '' ? next : await this.layer(''), key === '' ? undefined : next).group_shared;
-    writeFileAtomic(dir, SETTINGS_FILE, await stringifySettings(next), { fsync: this.fsync ?? false, groupShared: shared });
+    const text = await stringifySettings(next);
+    const options = { fsync: this.fsync ?? false, groupShared: shared };
+    if (key === '') writeFileAtomic(this.root, SETTINGS_FILE, text, options);
+    else this.inQueueFolder(key, (at) => writeFileAtomic(at, SETTINGS_FILE, text, options));
     this.layers.set(key, { layer: next, readAt: this.now() });
     // A root made shared must let the group make queues in it too.
     if (key === '' && next.group_shared === true) ensureDir(this.root, { groupShared: true });
@@ -236,7 +237,8 @@ export class Broker implements QueueHost {
     const now = this.now();
     if (!fresh && cached && now - cached.readAt < this.settingsTtl) return cached.layer;
     const path = join(this.root, queue, SETTINGS_FILE);
-    const text = readRegularFile(path);
+    // A queue's file is read through its folder opened without following a link.
+    const text = queue === '' ? readRegularFile(path) : this.inQueueFolder(queue, (at) => readRegularFile(at + sep + SETTINGS_FILE), null);
     if (text === null) {
       this.layers.delete(queue);
       if (queue === '') {
@@ -253,80 +255,140 @@ export class Broker implements QueueHost {
 
   // ---- queues -----------------------------------------------------------------------
 
-  /** The names of the queues in the root (folders with a ddmq.yaml), sorted. */
-  async listQueues(): Promise<string[]> {
-    const names = listIfExists(this.root);
-    if (names === null) throw new DdmqError('ROOT_MISSING', `root folder ${this.root} does not exist`, { path: this.root });
-    // A queue folder that is a symbolic link is not listed (nor used): it may lead out of the tree.
-    return names.filter((n) => isQueueName(n) && isPlainDir(join(this.root, n)) && isFile(join(this.root, n, SETTINGS_FILE))).sort();
+  /**
+   * Runs fn with the path of a queue's folder, opened without following a link (see
+   * folders.ts); `missing` (or QUEUE_MISSING if not given) when the folder is not there.
+   */
+  private inQueueFolder<T>(queue: string, fn: (at: string) => T, missing?: T): T {
+    const dir = OpenFolder.open(this.root, queue, join(this.root, queue));
+    if (dir === null) {
+      if (missing !== undefined) return missing;
+      throw queueMissing(queue, join(this.root, queue));
+    }
+    try {
+      return fn(dir.at);
+    } finally {
+      dir.close();
+    }
   }
 
-  async queueExists(name: string): Promise<boolean> {
-    return isFile(join(this.root, checkQueueName(name), SETTINGS_FILE));
+  /** The names of the queues in the root (real folders with a ddmq.yaml), sorted. */
+  async listQueues(): Promise<string[]> {
+    return this.queueEntries().filter((e) => e.problem === undefined).map((e) => e.name);
   }
 
   /**
-   * Creates a queue; false if it existed (its settings are then left alone). Its
-   * ddmq.yaml holds only the given settings that differ from the root's, so that later
-   * changes to the root reach it.
+   * The entries of the root that are queues, or stand where a queue would and are not
+   * usable as one (a link in place of a queue folder or its ddmq.yaml): those carry the
+   * problem, so that commands over every queue can report them and go on with the rest.
+   */
+  private queueEntries(): { name: string; problem?: DdmqError }[] {
+    const names = listIfExists(this.root);
+    if (names === null) throw new DdmqError('ROOT_MISSING', `root folder ${this.root} does not exist`, { path: this.root });
+    const out: { name: string; problem?: DdmqError }[] = [];
+    for (const name of names.filter(isQueueName).sort()) {
+      try {
+        if (this.queueFolderState(name) === 'queue') out.push({ name });
+      } catch (err) {
+        if (!isDdmqError(err)) throw err;
+        out.push({ name, problem: err });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * 'queue' for a real folder with a ddmq.yaml file, 'none' if either is missing; a link
+   * (or anything else) in place of either is UNSAFE_PATH, and a failing look-up is IO:
+   * neither may read as "missing", or a caller would go on to create what is there.
+   */
+  private queueFolderState(name: string): 'queue' | 'none' {
+    const dir = join(this.root, name);
+    if (!isRealDir(dir)) return 'none';
+    return isRealFile(join(dir, SETTINGS_FILE)) ? 'queue' : 'none';
+  }
+
+  async queueExists(name: string): Promise<boolean> {
+    return this.queueFolderState(checkQueueName(name)) === 'queue';
+  }
+
+  /**
+   * Creates a queue; false if it existed (its settings are then left alone: a ddmq.yaml
+   * is only ever created where there is none, never replaced). Its ddmq.yaml holds only
+   * the given settings that differ from the root's, so that later changes to the root
+   * reach it.
    */
   async createQueue(name: string, settings: Partial<Settings> = {}): Promise<boolean> {
     checkQueueName(name);
     for (const [k, v] of Object.entries(settings)) if (isSettingKey(k)) checkSetting(k, v, `the settings for queue ${name}`);
-    const dir = join(this.root, name);
-    if (isFile(join(dir, SETTINGS_FILE))) return false;
+    if (this.queueFolderState(name) === 'queue') return false;
     const inherited = await this.settings();
     const own: SettingsLayer = {};
     for (const [k, v] of Object.entries(settings)) {
       if (v !== undefined && (!isSettingKey(k) || inherited[k] !== v)) Object.assign(own, { [k]: v });
     }
     const groupShared = (settings.group_shared ?? inherited.group_shared) === true;
-    ensureDir(dir, { groupShared });
-    ensureDir(join(dir, WORK_DIR), { groupShared });
-    // The marker goes last: a queue with a ddmq.yaml is complete.
-    writeFileAtomic(dir, SETTINGS_FILE, await stringifySettings(own), { fsync: this.fsync ?? false, groupShared });
-    this.log('info', `created queue ${name}`);
-    return true;
+    const text = await stringifySettings(own);
+    ensureDir(join(this.root, name), { groupShared });
+    const created = this.inQueueFolder(name, (at) => {
+      ensureDir(at + sep + WORK_DIR, { groupShared });
+      // The marker goes last: a queue with a ddmq.yaml is complete.
+      return createFileIfMissing(at, SETTINGS_FILE, text, { fsync: this.fsync ?? false, groupShared });
+    });
+    if (created) this.log('info', `created queue ${name}`);
+    return created;
   }
 
   /**
    * Deletes a queue and all its messages. Refuses (FOREIGN_FILES) before deleting anything
-   * if the folder holds files ddmq did not write.
+   * if the folder holds files ddmq did not write, and (UNSAFE_PATH) if the queue folder,
+   * a subfolder or its ddmq.yaml is a link: everything is done through the folders opened
+   * without following links (folders.ts), so nothing outside the queue can be reached.
    */
   async deleteQueue(name: string): Promise<void> {
     checkQueueName(name);
-    const dir = join(this.root, name);
-    if (!isFile(join(dir, SETTINGS_FILE))) throw queueMissing(name, dir);
-    const subdirs = [join(dir, WORK_DIR), join(dir, CORRUPT_DIR), join(dir, DELAYED_DIR)];
-    const foreign = [
-      ...(listIfExists(dir) ?? []).filter((n) => !isOurs(n) && n !== WORK_DIR && n !== CORRUPT_DIR && n !== DELAYED_DIR).map((n) => join(dir, n)),
-      ...subdirs.flatMap((d) => (listIfExists(d) ?? []).filter((n) => !isOurs(n)).map((n) => join(d, n))),
-    ];
-    if (foreign.length > 0) {
-      const shown = foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? `, and ${foreign.length - 5} more` : '');
-      throw new DdmqError(
-        'FOREIGN_FILES',
-        `not deleting queue ${name}: it holds files ddmq did not write (${shown}); move them away first`,
-        { path: dir },
-      );
-    }
-    // The marker goes first, so that other clients stop using the queue.
-    unlinkIfExists(join(dir, SETTINGS_FILE));
-    this.queues.delete(name);
-    this.layers.delete(name);
-    for (let attempt = 1; ; attempt++) {
-      for (const d of [...subdirs, dir]) {
-        for (const n of listIfExists(d) ?? []) if (isOurs(n) && !isNfsSillyRename(n)) unlinkIfExists(join(d, n));
+    const folders = new QueueFolders(this.root, name);
+    const dir = folders.dir;
+    await folders.withPinned(async (pinned) => {
+      if (pinned === null || !isRealFile(pinned.paths.dir + sep + SETTINGS_FILE)) throw queueMissing(name, dir);
+      const foreign: string[] = [];
+      for (const entry of listEntries(pinned.paths.dir)) {
+        if ((SUBFOLDERS as readonly string[]).includes(entry.name)) continue; // opened by pin(): real folders
+        if (!isOursEntry(entry)) foreign.push(join(dir, entry.name));
       }
-      try {
-        for (const d of subdirs) await removeDirRetrying(d);
-        await removeDirRetrying(dir);
-        break;
-      } catch (err) {
-        // A client that published while we deleted left a new file: go round again.
-        if (attempt >= 5 || (isDdmqError(err, 'IO') && err.osCode !== 'ENOTEMPTY')) throw err;
+      for (const sub of SUBFOLDERS) {
+        const folder = pinned.sub[sub];
+        if (folder) for (const entry of listEntries(folder.at)) if (!isOursEntry(entry)) foreign.push(join(folder.path, entry.name));
       }
-    }
+      if (foreign.length > 0) {
+        const shown = foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? `, and ${foreign.length - 5} more` : '');
+        throw new DdmqError(
+          'FOREIGN_FILES',
+          `not deleting queue ${name}: it holds files ddmq did not write (${shown}); move them away first`,
+          { path: dir },
+        );
+      }
+      // The marker goes first, so that other clients stop using the queue.
+      unlinkIfExists(pinned.paths.dir + sep + SETTINGS_FILE);
+      this.queues.get(name)?.close();
+      this.queues.delete(name);
+      this.layers.delete(name);
+      const folderAts = [...SUBFOLDERS.map((sub) => pinned.sub[sub]?.at).filter((at) => at !== undefined), pinned.paths.dir];
+      for (let attempt = 1; ; attempt++) {
+        for (const at of folderAts) {
+          for (const n of listIfExists(at) ?? []) if (isOurs(n) && !isNfsSillyRename(n)) unlinkIfExists(at + sep + n);
+        }
+        try {
+          // rmdir does not follow a link: a subfolder swapped for one fails here (ENOTDIR).
+          for (const sub of SUBFOLDERS) if (pinned.sub[sub]) await removeDirRetrying(pinned.paths.dir + sep + sub);
+          break;
+        } catch (err) {
+          // A client that published while we deleted left a new file: go round again.
+          if (attempt >= 5 || (isDdmqError(err, 'IO') && err.osCode !== 'ENOTEMPTY')) throw err;
+        }
+      }
+    });
+    await removeDirRetrying(dir);
     this.log('info', `deleted queue ${name}`);
   }
 
@@ -342,13 +404,9 @@ export class Broker implements QueueHost {
       await this.createQueue(name);
       await this.layer(name);
     }
-    // The queue's own folders must be real folders: a planted link must not lead out of the tree.
-    const dir = join(this.root, name);
-    isRealDir(dir);
-    isRealDir(join(dir, WORK_DIR));
-    isRealDir(join(dir, CORRUPT_DIR));
-    isRealDir(join(dir, DELAYED_DIR));
     q = new Queue(this, name);
+    // Its folders must be real folders: a planted link must not lead out of the tree.
+    q.checkFolders();
     this.queues.set(name, q);
     return q;
   }
@@ -390,7 +448,7 @@ export class Broker implements QueueHost {
   /** Writes a message into a queue (made if missing) as a new ready file; for dead letters and redrive. */
   async put(queue: string, msg: Message): Promise<string> {
     checkQueueName(queue);
-    if (!(await this.queueExists(queue))) await this.createQueue(queue);
+    if (!this.queues.has(queue)) await this.createQueue(queue);
     return (await this.queue(queue)).put(msg);
   }
 
@@ -475,17 +533,40 @@ export class Broker implements QueueHost {
     return (await this.queue(queue)).deleteMessage(filename);
   }
 
-  /** Deletes every message of a queue, ready and in flight. */
-  async purge(queue: string): Promise<{ queue: string; ready: number; inFlight: number }> {
+  /** Deletes every message of a queue, ready, delayed and in flight. */
+  async purge(queue: string): Promise<PurgeResult> {
     return (await this.queue(queue)).purge();
   }
 
-  /** Requeues expired messages of one queue, or of every queue. */
+  /**
+   * Requeues expired messages of one queue, or of every queue. Over every queue, one that
+   * cannot be cleaned (a bad ddmq.yaml, a link in its place, a failing disk) does not stop
+   * the others: its result carries the `error`, with zero counts.
+   */
   async clean(queue?: string, options?: CleanOptions): Promise<CleanResult[]> {
-    const names = queue === undefined ? await this.listQueues() : [queue];
-    const results: CleanResult[] = [];
-    for (const name of names) results.push(await (await this.queue(name)).clean(options));
-    return results;
+    if (queue !== undefined) return [await (await this.queue(queue)).clean(options)];
+    return this.eachQueue(
+      (q) => q.clean(options),
+      (name, error) => ({ queue: name, requeued: 0, dropped: 0, deadLettered: 0, corrupt: 0, tempsRemoved: 0, error }),
+    );
+  }
+
+  /** Runs fn on every queue; a queue that fails gets `failed(name, error)` in its place. */
+  private async eachQueue<T>(fn: (q: Queue) => T | Promise<T>, failed: (name: string, error: DdmqError) => T): Promise<T[]> {
+    const out: T[] = [];
+    for (const entry of this.queueEntries()) {
+      if (entry.problem) {
+        out.push(failed(entry.name, entry.problem));
+        continue;
+      }
+      try {
+        out.push(await fn(await this.queue(entry.name)));
+      } catch (err) {
+        if (!isDdmqError(err) || err.code === 'ROOT_MISSING' || err.code === 'ROOT_UNINITIALISED') throw err;
+        out.push(failed(entry.name, err));
+      }
+    }
+    return out;
   }
 
   /** Lists a queue's messages without taking them (see Queue.peek). */
@@ -493,12 +574,17 @@ export class Broker implements QueueHost {
     return (await this.queue(queue)).peek(options);
   }
 
-  /** Ready, in-flight, expired and corrupt counts of one queue, or of every queue. */
+  /**
+   * Ready, delayed, in-flight, expired and corrupt counts of one queue, or of every queue.
+   * Over every queue, one that cannot be read does not stop the others: its result
+   * carries the `error`, with zero counts.
+   */
   async counts(queue?: string): Promise<QueueCounts[]> {
-    const names = queue === undefined ? await this.listQueues() : [queue];
-    const out: QueueCounts[] = [];
-    for (const name of names) out.push(await (await this.queue(name)).counts());
-    return out;
+    if (queue !== undefined) return [await (await this.queue(queue)).counts()];
+    return this.eachQueue(
+      (q) => q.counts(),
+      (name, error) => ({ queue: name, ready: 0, delayed: 0, inFlight: 0, expired: 0, corrupt: 0, nextDue: null, error }),
+    );
   }
 
   private target(target: Message | string, filename: string | undefined): [string, string | Message] {
@@ -520,18 +606,28 @@ function isOurs(name: string): boolean {
   );
 }
 
-function isPlainDir(path: string): boolean {
+/** A file of the queue's folders that ddmq wrote: a message (links and FIFOs under message names included, as they are moved aside), a temporary file, a settings file. A folder is never ours. */
+function isOursEntry(entry: fs.Dirent): boolean {
+  return !entry.isDirectory() && isOurs(entry.name);
+}
+
+function listEntries(dir: string): fs.Dirent[] {
   try {
-    return fs.lstatSync(path).isDirectory();
-  } catch {
-    return false;
+    return retryStale(() => fs.readdirSync(dir, { withFileTypes: true }));
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return [];
+    throw ioError(err, 'list', dir);
   }
 }
 
-function isFile(path: string): boolean {
+/** What the root is, following a link there (the root may be one). */
+function rootKind(root: string): 'dir' | 'other' | null {
   try {
-    return fs.statSync(path).isFile();
-  } catch {
-    return false;
+    return retryStale(() => fs.statSync(root)).isDirectory() ? 'dir' : 'other';
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT') return null;
+    if (code === 'ENOTDIR') return 'other';
+    throw ioError(err, 'open root folder', root);
   }
 }

@@ -12,7 +12,7 @@
  *   O_EXCL are not relied on (sshfs keeps flock local; GlusterFS can fail O_EXCL for both).
  */
 import * as fs from 'node:fs';
-import { dirname, sep } from 'node:path';
+import { dirname, resolve, sep } from 'node:path';
 import { DdmqError } from '../format/errors.js';
 import { newClaimToken } from '../format/names.js';
 
@@ -29,7 +29,32 @@ export function ioError(err: unknown, doing: string, path: string): DdmqError {
   if (err instanceof DdmqError) return err;
   const code = errnoOf(err) ?? 'EUNKNOWN';
   const why = EXPLAIN[code] ?? (err as Error)?.message ?? String(err);
-  return new DdmqError('IO', `cannot ${doing} ${path}: ${why} (${code})`, { path, osCode: code, cause: err });
+  const where = shownPath(path);
+  return new DdmqError('IO', `cannot ${doing} ${where}: ${why} (${code})`, { path: where, osCode: code, cause: err });
+}
+
+/**
+ * Folders opened without following links are used through a path of the process's
+ * open descriptor (/proc/PID/fd/N), which names the folder that was opened whatever
+ * happens to its name later. People are shown the folder's own path instead.
+ */
+const pinnedNames = new Map<string, string>();
+
+export function registerPinned(at: string, path: string): void {
+  pinnedNames.set(at, path);
+}
+
+export function unregisterPinned(at: string): void {
+  pinnedNames.delete(at);
+}
+
+/** The path to show for a path that may go through a pinned folder. */
+export function shownPath(path: string): string {
+  if (pinnedNames.size === 0 || !path.startsWith('/proc/')) return path;
+  const slash = path.indexOf(sep, path.indexOf('/fd/') + 4);
+  const at = slash < 0 ? path : path.slice(0, slash);
+  const shown = pinnedNames.get(at);
+  return shown === undefined ? path : shown + path.slice(at.length);
 }
 
 const EXPLAIN: Record<string, string> = {
@@ -61,14 +86,26 @@ export function retryStale<T>(fn: () => T): T {
 }
 
 export function exists(path: string): boolean {
+  return entryKind(path) !== null;
+}
+
+export type EntryKind = 'file' | 'dir' | 'link' | 'other';
+
+/**
+ * What is at a path, without following a link there; null if nothing. Any error but
+ * "not there" is an IO error (ESTALE is tried again): a passing EACCES or ESTALE must
+ * not read as "missing", or a caller would go on to create what exists.
+ */
+export function entryKind(path: string): EntryKind | null {
+  let stat: fs.Stats;
   try {
-    retryStale(() => fs.lstatSync(path));
-    return true;
+    stat = retryStale(() => fs.lstatSync(path));
   } catch (err) {
     const code = errnoOf(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     throw ioError(err, 'look up', path);
   }
+  return stat.isFile() ? 'file' : stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'link' : 'other';
 }
 
 /**
@@ -146,8 +183,9 @@ export function readRegularFile(path: string): Buffer | null {
 }
 
 export function unsafePath(path: string, what: string): DdmqError {
-  return new DdmqError('UNSAFE_PATH', `refusing to use ${path}: it ${what}, and ddmq does not follow such entries`, {
-    path,
+  const shown = shownPath(path);
+  return new DdmqError('UNSAFE_PATH', `refusing to use ${shown}: it ${what}, and ddmq does not follow such entries`, {
+    path: shown,
   });
 }
 
@@ -156,16 +194,80 @@ export function unsafePath(path: string, what: string): DdmqError {
  * anything else in its place is UNSAFE_PATH: a planted link must not lead outside the tree.
  */
 export function isRealDir(path: string): boolean {
-  let stat: fs.Stats;
-  try {
-    stat = retryStale(() => fs.lstatSync(path));
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return false;
-    throw ioError(err, 'look up', path);
-  }
-  if (stat.isSymbolicLink()) throw unsafePath(path, 'is a symbolic link');
-  if (!stat.isDirectory()) throw unsafePath(path, 'is not a folder');
+  const kind = entryKind(path);
+  if (kind === null) return false;
+  if (kind === 'link') throw unsafePath(path, 'is a symbolic link');
+  if (kind !== 'dir') throw unsafePath(path, 'is not a folder');
   return true;
+}
+
+/** True if `path` is a regular file, false if nothing is there; a link or anything else is UNSAFE_PATH. */
+export function isRealFile(path: string): boolean {
+  const kind = entryKind(path);
+  if (kind === null) return false;
+  if (kind === 'link') throw unsafePath(path, 'is a symbolic link');
+  if (kind !== 'file') throw unsafePath(path, 'is not a regular file');
+  return true;
+}
+
+/**
+ * Makes a folder and its missing parents, one level at a time, a bounded number of
+ * times. (Node 20's recursive mkdirSync loops forever on some paths, such as under /proc.)
+ */
+export function makeDirs(path: string): void {
+  const missing: string[] = [];
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    if (entryKind(dir) !== null) break;
+    missing.push(dir);
+    if (dirname(dir) === dir || missing.length > 256) break;
+  }
+  for (const dir of missing.reverse()) ensureDir(dir);
+}
+
+/**
+ * Creates a file only if nothing has its name, whole or not at all: the data goes to a
+ * temporary file that is then hard-linked to the name (a link never replaces what is
+ * there), and the temporary name is removed. Returns false if the name was taken.
+ * Where hard links are not supported, the name is checked, then the file renamed there.
+ */
+export function createFileIfMissing(dir: string, name: string, data: string, options: WriteOptions): boolean {
+  const tmp = `${dir}${sep}${TEMP_PREFIX}${process.pid}-${newClaimToken()}`;
+  const final = dir + sep + name;
+  try {
+    writeTemp(tmp, data, options);
+    try {
+      retryStale(() => fs.linkSync(tmp, final));
+    } catch (err) {
+      // sshfs reports a lost race as EPERM; GlusterFS can fail for both racers: look.
+      if (exists(final)) return false;
+      const code = errnoOf(err);
+      if (code !== 'EPERM' && code !== 'ENOSYS' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw err;
+      retryStale(() => fs.renameSync(tmp, final));
+      if (options.fsync) fsyncDir(dir);
+      return true;
+    }
+  } catch (err) {
+    throw ioError(err, 'create', final);
+  } finally {
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      // renamed, or never made
+    }
+  }
+  if (options.fsync) fsyncDir(dir);
+  return true;
+}
+
+function writeTemp(tmp: string, data: string | Uint8Array, options: WriteOptions): void {
+  const fd = retryStale(() => fs.openSync(tmp, 'wx'));
+  try {
+    if (options.groupShared) addGroupAccess(tmp, 0o060, fd);
+    fs.writeFileSync(fd, data);
+    if (options.fsync) fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Lists a folder; null if it does not exist. */
@@ -246,14 +348,7 @@ export function writeFileAtomic(dir: string, name: string, data: string | Uint8A
       // One native call opens, writes and closes.
       retryStale(() => fs.writeFileSync(tmp, data, { flag: 'wx' }));
     } else {
-      const fd = retryStale(() => fs.openSync(tmp, 'wx'));
-      try {
-        if (options.groupShared) addGroupAccess(tmp, 0o060, fd);
-        fs.writeFileSync(fd, data);
-        if (options.fsync) fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
+      writeTemp(tmp, data, options);
     }
     retryStale(() => fs.renameSync(tmp, final));
   } catch (err) {

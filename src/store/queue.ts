@@ -29,23 +29,21 @@ import { checkSetting, MAX_SECONDS, type Settings, type SettingsLayer } from '..
 import {
   claimRename,
   ensureDir,
+  exists,
   fsyncDir,
   errnoOf,
   ioError,
-  isRealDir,
   listIfExists,
   readRegularFile,
   retryStale,
+  shownPath,
   TEMP_PREFIX,
   unlinkIfExists,
   writeFileAtomic,
 } from './fsx.js';
+import { QueueFolders, type QueuePaths, SETTINGS_FILE } from './folders.js';
 
-export const WORK_DIR = 'work';
-export const CORRUPT_DIR = 'corrupt';
-/** Messages published with a delay wait here, as DUE.PRIO.QNUM.ddmqID, out of the original tool's sight. */
-export const DELAYED_DIR = 'delayed';
-export const SETTINGS_FILE = 'ddmq.yaml';
+export { CORRUPT_DIR, DELAYED_DIR, SETTINGS_FILE, WORK_DIR } from './folders.js';
 
 /** Seconds a cleaner or nack holds an in-flight file it claimed while it requeues it. */
 const REQUEUE_CLAIM_SECONDS = 60;
@@ -151,9 +149,18 @@ export interface CleanResult {
   deadLettered: number;
   corrupt: number;
   tempsRemoved: number;
+  /** Cleaning every queue: set when this one could not be cleaned (the counts are then 0). */
+  error?: DdmqError;
 }
 
 export type MessageState = 'ready' | 'in-flight' | 'delayed';
+
+export interface PurgeResult {
+  queue: string;
+  ready: number;
+  delayed: number;
+  inFlight: number;
+}
 
 export interface PeekOptions {
   /** Which messages (default all three). */
@@ -185,17 +192,25 @@ export interface QueueCounts {
   corrupt: number;
   /** The epoch second the first delayed message is due; null if none is delayed. */
   nextDue: number | null;
+  /** Counting every queue: set when this one could not be read (the counts are then 0). */
+  error?: DdmqError;
 }
 
 export class Queue {
   readonly name: string;
+  /** The queue's folders: the only way to them (see folders.ts). */
+  readonly folders: QueueFolders;
   readonly dir: string;
   readonly workDir: string;
   readonly corruptDir: string;
   readonly delayedDir: string;
+  /** The plain paths the per-message calls use, after folders.check(). */
+  private readonly paths: QueuePaths;
   // With the separator, for paths built per message (names are checked; join would only normalise).
   private readonly dirSlash: string;
   private readonly workSlash: string;
+  /** When folders.check() last ran (host clock, ms). */
+  private checkedAt = -Infinity;
 
   /** The cached, sorted listing that consume claims from. */
   private listing = ReadyListing.EMPTY;
@@ -220,12 +235,26 @@ export class Queue {
     name: string,
   ) {
     this.name = name;
-    this.dir = join(host.root, name);
-    this.workDir = join(this.dir, WORK_DIR);
+    this.folders = new QueueFolders(host.root, name);
+    this.paths = this.folders.paths;
+    this.dir = this.paths.dir;
+    this.workDir = this.paths.work;
+    this.corruptDir = this.paths.corrupt;
+    this.delayedDir = this.paths.delayed;
     this.dirSlash = this.dir + sep;
     this.workSlash = this.workDir + sep;
-    this.corruptDir = join(this.dir, CORRUPT_DIR);
-    this.delayedDir = join(this.dir, DELAYED_DIR);
+  }
+
+  /**
+   * Checks that the queue's folders are real folders, not links (UNSAFE_PATH), and that
+   * the queue exists (QUEUE_MISSING): when the queue is opened, and again at most once a
+   * second from the per-message paths.
+   */
+  checkFolders(force = true): void {
+    const now = this.host.now();
+    if (!force && now - this.checkedAt < 1000) return;
+    if (!this.folders.check()) throw queueMissing(this.name, this.dir);
+    this.checkedAt = now;
   }
 
   async settings(): Promise<Settings> {
@@ -303,9 +332,9 @@ export class Queue {
   }
 
   /** Writes a message into delayed/, named by the second it is due; moved into the queue when it is. */
-  private writeDelayed(msg: Message, settings: Settings, due: number, batched = false): void {
-    ensureDir(this.delayedDir, { groupShared: settings.group_shared });
-    this.write(msg, settings, this.delayedDir, inFlightFileName(due, msg.filename, ''), batched);
+  private writeDelayed(msg: Message, settings: Settings, due: number, batched = false, p: QueuePaths = this.paths): void {
+    ensureDir(p.delayed, { groupShared: settings.group_shared });
+    this.write(msg, settings, p.delayed, inFlightFileName(due, msg.filename, ''), batched);
     this.nextDelayedScan = Math.min(this.nextDelayedScan, due * 1000);
   }
 
@@ -442,17 +471,17 @@ export class Queue {
    * that race rename the same file to the same ready name, and one of them finds it gone.
    * Looked at no more than once a second (or ten times what the last look cost).
    */
-  promoteDue(force = false): number {
+  promoteDue(force = false, p: QueuePaths = this.paths): number {
     const now = this.host.now();
     if (!force && now < this.nextDelayedScan) return 0;
     const started = performance.now();
     const nowSec = Math.floor(now / 1000);
     let moved = 0;
-    for (const name of listIfExists(this.delayedDir) ?? []) {
+    for (const name of listIfExists(p.delayed) ?? []) {
       const file = parseInFlightName(name);
       if (file === null || file.expiry > nowSec) continue;
       try {
-        if (claimRename(join(this.delayedDir, name), join(this.dir, readyNameOf(file)))) moved++;
+        if (claimRename(join(p.delayed, name), join(p.dir, readyNameOf(file)))) moved++;
       } catch (err) {
         throw this.missingOr(err);
       }
@@ -465,6 +494,7 @@ export class Queue {
 
   private relist(): void {
     const started = performance.now();
+    this.checkFolders(false);
     this.promoteDue();
     const names = this.list(this.dir);
     // An old listing with names left is refreshed (names to serve earlier go in front);
@@ -518,14 +548,14 @@ export class Queue {
     this.listing.skip(Math.floor(Math.random() * window));
   }
 
-  private claim(src: string, inFlightName: string): boolean {
+  private claim(src: string, inFlightName: string, p: QueuePaths = this.paths): boolean {
     try {
-      return claimRename(src, this.workSlash + inFlightName);
+      return claimRename(src, p.work + sep + inFlightName);
     } catch (err) {
       // work/ itself may be gone (deleted by hand): make it again and try once more.
-      if (errnoOf((err as { cause?: unknown }).cause) === 'ENOENT' && fs.existsSync(this.dir)) {
-        ensureDir(this.workDir, { groupShared: this.groupShared });
-        return claimRename(src, join(this.workDir, inFlightName));
+      if (errnoOf((err as { cause?: unknown }).cause) === 'ENOENT' && exists(p.dir)) {
+        ensureDir(p.work, { groupShared: this.groupShared });
+        return claimRename(src, join(p.work, inFlightName));
       }
       throw this.missingOr(err);
     }
@@ -536,8 +566,8 @@ export class Queue {
    * back if it changed in the last seconds (the original tool writes in place, so it may
    * be half written), and otherwise moved to corrupt/ and reported.
    */
-  private readClaimed(inFlight: string): Message | null {
-    const path = this.workSlash + inFlight;
+  private readClaimed(inFlight: string, p: QueuePaths = this.paths): Message | null {
+    const path = p.work + sep + inFlight;
     const file = parseInFlightName(inFlight)!;
     let content: Buffer | null;
     try {
@@ -562,7 +592,7 @@ export class Queue {
       // Changed in the last seconds (or "in the future", by a skewed clock): maybe half written.
       if (mtime !== null && mtime > now - FRESH_WRITE_MS) {
         const ready = readyNameOf(file);
-        if (claimRename(path, join(this.dir, ready))) this.deferred.set(ready, Math.min(mtime, now) + FRESH_WRITE_MS);
+        if (claimRename(path, join(p.dir, ready))) this.deferred.set(ready, Math.min(mtime, now) + FRESH_WRITE_MS);
         return null;
       }
       this.moveAside(path, inFlight, err);
@@ -571,12 +601,15 @@ export class Queue {
   }
 
   private moveAside(path: string, name: string, err: DdmqError): void {
-    ensureDir(this.corruptDir, { groupShared: this.groupShared });
+    // Pinned: corrupt/ may not be there yet, and nothing may redirect this rename out of the tree.
+    const corrupt = this.folders.pinSubfolder('corrupt', this.groupShared);
+    try {
+      claimRename(path, corrupt.at + sep + name);
+    } finally {
+      corrupt.close();
+    }
     const target = join(this.corruptDir, name);
-    claimRename(path, target);
-    this.host.warn(
-      new DdmqError('CORRUPT_MESSAGE', `${err.message}; moved to ${target}`, { path: target, cause: err }),
-    );
+    this.host.warn(new DdmqError('CORRUPT_MESSAGE', `${err.message}; moved to ${target}`, { path: target, cause: err }));
   }
 
   // ---- ack, nack, extend ------------------------------------------------------------
@@ -590,7 +623,7 @@ export class Queue {
     } catch (err) {
       throw this.missingOr(err);
     }
-    if (!gone) throw fs.existsSync(this.dir) ? notInFlight(this.name, name) : queueMissing(this.name, this.dir);
+    if (!gone) throw exists(this.dir) ? notInFlight(this.name, name) : queueMissing(this.name, this.dir);
     if (this.host.logging) this.host.log('debug', `acked ${this.name}/${name}`);
   }
 
@@ -645,10 +678,10 @@ export class Queue {
   }
 
   /** Renames an in-flight file to a fresh claim of it with a lease of `seconds`; null if gone. */
-  private claimInFlight(file: InFlightName, seconds: number): string | null {
+  private claimInFlight(file: InFlightName, seconds: number, p: QueuePaths = this.paths): string | null {
     const nowSec = Math.floor(this.host.now() / 1000);
     const renamed = inFlightFileName(nowSec + seconds, readyNameOf(file), newClaimToken());
-    return this.claim(join(this.workDir, file.name), renamed) ? renamed : null;
+    return this.claim(join(p.work, file.name), renamed, p) ? renamed : null;
   }
 
   /**
@@ -662,8 +695,14 @@ export class Queue {
    * - forced (nack with requeue: true): requeued at once, whatever the settings say;
    * - released (a worker stopping): requeued at once, not counted as an attempt.
    */
-  private async requeueOrDrop(msg: Message, claimed: string, why: RequeueReason, settings: Settings): Promise<NackResult> {
-    const claimedPath = join(this.workDir, claimed);
+  private async requeueOrDrop(
+    msg: Message,
+    claimed: string,
+    why: RequeueReason,
+    settings: Settings,
+    p: QueuePaths = this.paths,
+  ): Promise<NackResult> {
+    const claimedPath = join(p.work, claimed);
     const limit = msg.requeueLimit ?? settings.requeue_limit;
     const withinLimit = limit === null || msg.requeueCounter < limit;
     const wanted = (msg.requeue ?? settings.requeue) !== false;
@@ -706,12 +745,12 @@ export class Queue {
     if (delay > 0) {
       // Waits out its backoff in delayed/, out of the way of the other messages.
       const due = Math.ceil(this.host.now() / 1000 + delay);
-      this.writeDelayed(again, settings, due);
+      this.writeDelayed(again, settings, due, false, p);
       unlinkIfExists(claimedPath);
       this.host.log('info', `requeued ${this.name}/${claimed} as ${again.filename}, ready in ${delay} s`);
       return { action: 'requeued', filename: again.filename, due };
     }
-    this.write(again, settings);
+    this.write(again, settings, p.dir);
     unlinkIfExists(claimedPath);
     this.host.log('info', `requeued ${this.name}/${claimed} as ${again.filename}`);
     return { action: 'requeued', filename: again.filename };
@@ -742,41 +781,49 @@ export class Queue {
   /**
    * Requeues (or drops, at their limit) the in-flight messages whose lease ran out. Each is
    * first claimed by a rename to a fresh name with a short lease of its own: of two
-   * cleaners only the one whose rename wins requeues it. Also removes temporary files
-   * that writers killed mid-write left behind.
+   * cleaners only the one whose rename wins requeues it. Also moves delayed messages that
+   * are due into the queue, and removes temporary files that writers killed mid-write left
+   * behind. Works through pinned folders (folders.ts).
    */
   async clean(options: CleanOptions = {}): Promise<CleanResult> {
     const settings = await this.settings();
     const result: CleanResult = { queue: this.name, requeued: 0, dropped: 0, deadLettered: 0, corrupt: 0, tempsRemoved: 0 };
     const due = Math.floor(this.host.now() / 1000) - settings.expiry_grace;
     this.lastCleaned = this.host.now();
-    if (!isRealDir(this.dir)) throw queueMissing(this.name, this.dir);
-    if (isRealDir(this.delayedDir)) this.promoteDue(true);
-    if (!isRealDir(this.workDir)) return result;
-    for (const name of this.list(this.workDir)) {
-      const file = isMessageName(name) ? parseInFlightName(name) : null;
-      if (file === null || file.expiry >= due) continue;
-      const claimed = this.claimInFlight(file, REQUEUE_CLAIM_SECONDS);
-      if (claimed === null) continue;
-      const msg = this.readClaimed(claimed);
-      if (msg === null) {
-        result.corrupt++;
-        continue;
+    await this.folders.withPinned(async (pinned) => {
+      if (pinned === null) throw queueMissing(this.name, this.dir);
+      const p = pinned.paths;
+      if (pinned.sub.delayed) this.promoteDue(true, p);
+      if (pinned.sub.work) {
+        for (const name of listIfExists(p.work) ?? []) {
+          const file = isMessageName(name) ? parseInFlightName(name) : null;
+          if (file === null || file.expiry >= due) continue;
+          const claimed = this.claimInFlight(file, REQUEUE_CLAIM_SECONDS, p);
+          if (claimed === null) continue;
+          const msg = this.readClaimed(claimed, p);
+          if (msg === null) {
+            result.corrupt++;
+            continue;
+          }
+          const { action } = await this.requeueOrDrop(msg, claimed, 'expired', settings, p);
+          result[action === 'dead-lettered' ? 'deadLettered' : action]++;
+        }
       }
-      const { action } = await this.requeueOrDrop(msg, claimed, 'expired', settings);
-      result[action === 'dead-lettered' ? 'deadLettered' : action]++;
-    }
-    if (options.temps !== false) result.tempsRemoved = this.removeOldTemps((options.tempGrace ?? 3600) * 1000);
-    if (result.requeued + result.dropped + result.corrupt > 0) {
-      this.host.log('info', `cleaned ${this.name}: ${result.requeued} requeued, ${result.dropped} dropped`);
+      if (options.temps !== false) {
+        const dirs = [p.dir, pinned.sub.work?.at, pinned.sub.delayed?.at].filter((d) => d !== undefined);
+        result.tempsRemoved = this.removeOldTemps(dirs, (options.tempGrace ?? 3600) * 1000);
+      }
+    });
+    if (result.requeued + result.dropped + result.deadLettered + result.corrupt > 0) {
+      this.host.log('info', `cleaned ${this.name}: ${result.requeued} requeued, ${result.dropped} dropped, ${result.deadLettered} dead-lettered`);
     }
     return result;
   }
 
-  private removeOldTemps(graceMs: number): number {
+  private removeOldTemps(dirs: string[], graceMs: number): number {
     let removed = 0;
     const now = this.host.now();
-    for (const dir of [this.dir, this.workDir]) {
+    for (const dir of dirs) {
       for (const name of listIfExists(dir) ?? []) {
         if (!name.startsWith(TEMP_PREFIX)) continue;
         const path = join(dir, name);
@@ -795,100 +842,115 @@ export class Queue {
     const states = options.states ?? ['ready', 'in-flight', 'delayed'];
     const limit = options.limit ?? 100;
     if (!Number.isSafeInteger(limit) || limit < 1) throw invalid('limit', limit, 'a whole number, at least 1');
-    const out: Peeked[] = [];
-    const add = (state: MessageState, dir: string, name: string, until: number | null): boolean => {
-      let message: Message | null = null;
-      let error: string | undefined;
-      try {
-        const content = readRegularFile(join(dir, name));
-        if (content === null) return false; // taken meanwhile
-        const file = state === 'ready' ? parseReadyName(name)! : parseInFlightName(name)!;
-        message = decodeMessage(content, { queue: this.name, file, path: join(dir, name) });
-        message.queue = this.name;
-      } catch (err) {
-        if (!(err instanceof DdmqError) || (err.code !== 'CORRUPT_MESSAGE' && err.code !== 'UNSAFE_PATH')) throw err;
-        error = err.message;
+    return this.folders.withPinned((pinned) => {
+      if (pinned === null) throw queueMissing(this.name, this.dir);
+      const p = pinned.paths;
+      const out: Peeked[] = [];
+      const add = (state: MessageState, dir: string, name: string, until: number | null): boolean => {
+        let message: Message | null = null;
+        let error: string | undefined;
+        try {
+          const content = readRegularFile(join(dir, name));
+          if (content === null) return false; // taken meanwhile
+          const file = state === 'ready' ? parseReadyName(name)! : parseInFlightName(name)!;
+          message = decodeMessage(content, { queue: this.name, file, path: shownPath(join(dir, name)) });
+          message.queue = this.name;
+        } catch (err) {
+          if (!(err instanceof DdmqError) || (err.code !== 'CORRUPT_MESSAGE' && err.code !== 'UNSAFE_PATH')) throw err;
+          error = err.message;
+        }
+        if (options.match !== undefined && !(message?.text ?? '').includes(options.match)) return false;
+        out.push({ state, filename: name, until, message, ...(error ? { error } : {}) });
+        return out.length >= limit;
+      };
+      if (states.includes('ready')) {
+        const listing = ReadyListing.of(listIfExists(p.dir) ?? []);
+        for (let name = listing.next(); name !== undefined; name = listing.next()) if (add('ready', p.dir, name, null)) return out;
       }
-      if (options.match !== undefined && !(message?.text ?? '').includes(options.match)) return false;
-      out.push({ state, filename: name, until, message, ...(error ? { error } : {}) });
-      return out.length >= limit;
-    };
-    if (states.includes('ready')) {
-      const listing = ReadyListing.of(this.list(this.dir));
-      for (let name = listing.next(); name !== undefined; name = listing.next()) if (add('ready', this.dir, name, null)) return out;
-    }
-    for (const [state, dir] of [['in-flight', this.workDir], ['delayed', this.delayedDir]] as const) {
-      if (!states.includes(state)) continue;
-      const files = (listIfExists(dir) ?? []).map(parseInFlightName).filter((f) => f !== null);
-      files.sort((a, b) => a.expiry - b.expiry || (a.name < b.name ? -1 : 1));
-      for (const f of files) if (add(state, dir, f.name, f.expiry)) return out;
-    }
-    return out;
+      for (const [state, sub] of [['in-flight', pinned.sub.work], ['delayed', pinned.sub.delayed]] as const) {
+        if (!states.includes(state) || sub === null) continue;
+        const files = (listIfExists(sub.at) ?? []).map(parseInFlightName).filter((f) => f !== null);
+        files.sort((a, b) => a.expiry - b.expiry || (a.name < b.name ? -1 : 1));
+        for (const f of files) if (add(state, sub.at, f.name, f.expiry)) return out;
+      }
+      return out;
+    });
   }
 
-  /** Deletes every message, ready and in flight. Counts what this call deleted. */
-  purge(): { queue: string; ready: number; inFlight: number } {
-    const removeAll = (dir: string) => {
-      let removed = 0;
-      for (const name of this.list(dir)) {
-        if (isMessageName(name) && unlinkIfExists(join(dir, name))) removed++;
-      }
-      return removed;
-    };
-    const inFlight = removeAll(this.workDir);
-    const ready = removeAll(this.dir) + (isRealDir(this.delayedDir) ? removeAll(this.delayedDir) : 0);
+  /** Deletes every message, ready, delayed and in flight. Counts what this call deleted. */
+  purge(): PurgeResult {
+    const result = this.folders.withPinned((pinned) => {
+      if (pinned === null) throw queueMissing(this.name, this.dir);
+      const removeAll = (dir: string | undefined) => {
+        let removed = 0;
+        for (const name of (dir === undefined ? null : listIfExists(dir)) ?? []) {
+          if (isMessageName(name) && unlinkIfExists(join(dir!, name))) removed++;
+        }
+        return removed;
+      };
+      const inFlight = removeAll(pinned.sub.work?.at);
+      const ready = removeAll(pinned.paths.dir);
+      const delayed = removeAll(pinned.sub.delayed?.at);
+      return { queue: this.name, ready, delayed, inFlight };
+    });
     this.forgetListing();
-    this.host.log('info', `purged ${this.name}: ${ready} ready, ${inFlight} in flight`);
-    return { queue: this.name, ready, inFlight };
+    this.host.log('info', `purged ${this.name}: ${result.ready} ready, ${result.delayed} delayed, ${result.inFlight} in flight`);
+    return result;
   }
 
-  /** Deletes one message, ready or in flight, by its file name. */
+  /**
+   * Deletes one message by its file name: a ready one, or one in flight or delayed (their
+   * names have the same shape). Returns its path.
+   */
   deleteMessage(name: string): string {
     const kind = checkMessageFileName(name, ['ready', 'in-flight']);
-    const path = join(kind === 'ready' ? this.dir : this.workDir, name);
-    if (!unlinkIfExists(path)) {
-      throw new DdmqError('MESSAGE_NOT_FOUND', `no message ${name} in queue ${this.name} (${path})`, { path });
-    }
-    return path;
+    const paths = kind === 'ready' ? [join(this.dir, name)] : [join(this.workDir, name), join(this.delayedDir, name)];
+    for (const path of paths) if (unlinkIfExists(path)) return path;
+    const where = kind === 'ready' ? '' : ' (in flight or delayed)';
+    throw new DdmqError('MESSAGE_NOT_FOUND', `no message ${name}${where} in queue ${this.name}`, { path: paths[0] });
   }
 
   /** `expired`: in flight and past expiry plus `expiry_grace`, so the next clean requeues it. */
   async counts(): Promise<QueueCounts> {
     const due = Math.floor(this.host.now() / 1000) - (await this.settings()).expiry_grace;
-    let ready = 0;
-    let inFlight = 0;
-    let expired = 0;
-    for (const name of this.list(this.dir)) if (isMessageName(name) && parseReadyName(name)) ready++;
-    for (const name of this.list(this.workDir)) {
-      const file = isMessageName(name) ? parseInFlightName(name) : null;
-      if (file === null) continue;
-      inFlight++;
-      if (file.expiry < due) expired++;
-    }
-    const corrupt = (listIfExists(this.corruptDir) ?? []).filter(isMessageName).length;
-    let delayed = 0;
-    let nextDue: number | null = null;
-    for (const name of listIfExists(this.delayedDir) ?? []) {
-      const file = parseInFlightName(name);
-      if (file === null) continue;
-      delayed++;
-      if (nextDue === null || file.expiry < nextDue) nextDue = file.expiry;
-    }
-    return { queue: this.name, ready, delayed, inFlight, expired, corrupt, nextDue };
+    return this.folders.withPinned((pinned) => {
+      if (pinned === null) throw queueMissing(this.name, this.dir);
+      const listOf = (dir: string | undefined) => (dir === undefined ? null : listIfExists(dir)) ?? [];
+      let ready = 0;
+      let inFlight = 0;
+      let expired = 0;
+      for (const name of listOf(pinned.paths.dir)) if (isMessageName(name) && parseReadyName(name)) ready++;
+      for (const name of listOf(pinned.sub.work?.at)) {
+        const file = isMessageName(name) ? parseInFlightName(name) : null;
+        if (file === null) continue;
+        inFlight++;
+        if (file.expiry < due) expired++;
+      }
+      const corrupt = listOf(pinned.sub.corrupt?.at).filter(isMessageName).length;
+      let delayed = 0;
+      let nextDue: number | null = null;
+      for (const name of listOf(pinned.sub.delayed?.at)) {
+        const file = parseInFlightName(name);
+        if (file === null) continue;
+        delayed++;
+        if (nextDue === null || file.expiry < nextDue) nextDue = file.expiry;
+      }
+      return { queue: this.name, ready, delayed, inFlight, expired, corrupt, nextDue };
+    });
   }
 
   /** Lists one of the queue's folders; a missing one means the queue was deleted. */
   private list(dir: string): string[] {
     const names = listIfExists(dir);
     if (names !== null) return names;
-    if (dir === this.workDir && fs.existsSync(join(this.dir, SETTINGS_FILE))) return [];
+    if (dir === this.workDir && exists(join(this.dir, SETTINGS_FILE))) return [];
     throw queueMissing(this.name, this.dir);
   }
 
   /** Turns ENOENT on the queue folder into QUEUE_MISSING. */
   private missingOr(err: unknown): unknown {
     const cause = (err as { cause?: unknown }).cause ?? err;
-    if (errnoOf(cause) === 'ENOENT' && !fs.existsSync(this.dir)) return queueMissing(this.name, this.dir);
+    if (errnoOf(cause) === 'ENOENT' && !exists(this.dir)) return queueMissing(this.name, this.dir);
     return err;
   }
 }
@@ -940,7 +1002,7 @@ function copyExtra(extra: Record<string, unknown> | undefined): Record<string, u
 
 function statMtime(path: string): number | null {
   try {
-    return retryStale(() => fs.statSync(path)).mtimeMs;
+    return retryStale(() => fs.lstatSync(path)).mtimeMs;
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return null;
     throw ioError(err, 'look up', path);

@@ -1,0 +1,205 @@
+/**
+ * The folders of a queue, and the one place where ddmq opens them.
+ *
+ * Nothing ddmq does may leave the root, so no folder or settings file below it is
+ * reached through a symbolic link (the root itself may be one: the user named it). Two
+ * ways of opening serve two kinds of work:
+ *
+ * - check(): the queue folder and each subfolder that exists are looked at with lstat,
+ *   and must be real folders. The per-message paths (publish, consume, ack) use the plain
+ *   paths after such a check, made when the queue is opened and again at every listing,
+ *   so a link planted later is refused within the listing interval.
+ * - pin(): the folders are opened one level at a time, each without following a link
+ *   (O_NOFOLLOW), and used through their open descriptors (/proc/PID/fd/N), which keep
+ *   naming the folder that was checked even if its name is swapped for a link midway.
+ *   Everything that walks a folder and deletes, renames or overwrites what it finds
+ *   (delete, purge, clean, settings writes, moving corrupt files aside) works through
+ *   pinned folders. Where there is no /proc (not Linux), pin() falls back to check().
+ */
+import * as fs from 'node:fs';
+import { join, sep } from 'node:path';
+import {
+  entryKind,
+  ensureDir,
+  errnoOf,
+  ioError,
+  isRealDir,
+  registerPinned,
+  retryStale,
+  unregisterPinned,
+  unsafePath,
+} from './fsx.js';
+
+export const WORK_DIR = 'work';
+export const CORRUPT_DIR = 'corrupt';
+/** Messages published with a delay (or waiting out a retry backoff) wait here, out of the original tool's sight. */
+export const DELAYED_DIR = 'delayed';
+export const SETTINGS_FILE = 'ddmq.yaml';
+/** The subfolders a queue may have; a folder added later goes here, so every command treats it the same. */
+export const SUBFOLDERS = [WORK_DIR, DELAYED_DIR, CORRUPT_DIR] as const;
+export type Subfolder = (typeof SUBFOLDERS)[number];
+
+/** The paths of one queue's folders, to operate through (`at`) and to show people (`shown`). */
+export interface QueuePaths {
+  readonly dir: string;
+  readonly work: string;
+  readonly delayed: string;
+  readonly corrupt: string;
+}
+
+const OPEN_DIR_NOFOLLOW = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
+
+let pinBase: string | null | undefined;
+
+/** "/proc/PID/fd/" where open folders can be used through their descriptors; null elsewhere. */
+function pinningBase(): string | null {
+  if (pinBase !== undefined) return pinBase;
+  pinBase = null;
+  if (process.platform === 'linux') {
+    const base = `/proc/${process.pid}/fd/`;
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync('/', OPEN_DIR_NOFOLLOW);
+      if (fs.statSync(`${base}${fd}/.`).ino === fs.statSync('/').ino) pinBase = base;
+    } catch {
+      // no usable /proc: check() only
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+  return pinBase;
+}
+
+/** A folder opened without following a link: operate through `at`, show `path`. */
+export class OpenFolder {
+  private constructor(
+    readonly path: string,
+    readonly at: string,
+    private fd: number | undefined,
+  ) {}
+
+  /**
+   * Opens `name` in the folder `parentAt` (itself pinned, or the root) without following
+   * a link. null if it does not exist; UNSAFE_PATH if it is a link or not a folder.
+   */
+  static open(parentAt: string, name: string, path: string): OpenFolder | null {
+    const base = pinningBase();
+    if (base === null) return isRealDir(join(parentAt, name)) ? new OpenFolder(path, path, undefined) : null;
+    let fd: number;
+    try {
+      fd = retryStale(() => fs.openSync(parentAt + sep + name, OPEN_DIR_NOFOLLOW));
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOENT') return null;
+      if (code === 'ELOOP' || code === 'ENOTDIR') {
+        const kind = entryKind(parentAt + sep + name);
+        if (kind === null) return null;
+        throw unsafePath(path, kind === 'link' ? 'is a symbolic link' : 'is not a folder');
+      }
+      throw ioError(err, 'open folder', path);
+    }
+    const at = `${base}${fd}`;
+    registerPinned(at, path);
+    return new OpenFolder(path, at, fd);
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    unregisterPinned(this.at);
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // closing a folder descriptor cannot lose data
+    }
+    this.fd = undefined;
+  }
+}
+
+/** A queue's folders, opened by pin(): each subfolder is null if it does not exist. */
+export interface PinnedQueue {
+  readonly dir: OpenFolder;
+  readonly sub: Readonly<Record<Subfolder, OpenFolder | null>>;
+  /** The paths to operate through: pinned where open, plain (and not there) otherwise. */
+  readonly paths: QueuePaths;
+}
+
+/** One queue's folders: their paths, and the two ways of opening them (see the top of this file). */
+export class QueueFolders {
+  readonly paths: QueuePaths;
+
+  constructor(
+    readonly root: string,
+    readonly name: string,
+  ) {
+    const dir = join(root, name);
+    this.paths = { dir, work: join(dir, WORK_DIR), delayed: join(dir, DELAYED_DIR), corrupt: join(dir, CORRUPT_DIR) };
+  }
+
+  get dir(): string {
+    return this.paths.dir;
+  }
+
+  /**
+   * Checks that the queue folder and each subfolder that exists are real folders
+   * (UNSAFE_PATH otherwise). false if the queue folder does not exist.
+   */
+  check(): boolean {
+    if (!isRealDir(this.paths.dir)) return false;
+    for (const sub of SUBFOLDERS) isRealDir(join(this.paths.dir, sub));
+    return true;
+  }
+
+  /** Opens the queue folder and its subfolders that exist, pinned; null if the queue folder does not exist. */
+  pin(): PinnedQueue | null {
+    const dir = OpenFolder.open(this.root, this.name, this.paths.dir);
+    if (dir === null) return null;
+    const sub = { work: null, delayed: null, corrupt: null } as Record<Subfolder, OpenFolder | null>;
+    try {
+      for (const name of SUBFOLDERS) sub[name] = OpenFolder.open(dir.at, name, join(this.paths.dir, name));
+    } catch (err) {
+      closeAll(dir, sub);
+      throw err;
+    }
+    const at = (name: Subfolder) => sub[name]?.at ?? join(this.paths.dir, name);
+    return { dir, sub, paths: { dir: dir.at, work: at(WORK_DIR), delayed: at(DELAYED_DIR), corrupt: at(CORRUPT_DIR) } };
+  }
+
+  /** Runs fn with the queue's folders pinned (null if the queue folder is missing), and closes them after. */
+  withPinned<T>(fn: (pinned: PinnedQueue | null) => T): T {
+    const pinned = this.pin();
+    let result: T;
+    try {
+      result = fn(pinned);
+    } catch (err) {
+      if (pinned) closeAll(pinned.dir, pinned.sub);
+      throw err;
+    }
+    if (result instanceof Promise) {
+      return result.finally(() => pinned && closeAll(pinned.dir, pinned.sub)) as T;
+    }
+    if (pinned) closeAll(pinned.dir, pinned.sub);
+    return result;
+  }
+
+  /**
+   * Opens one subfolder pinned, making it first if it is missing (for moving a file into
+   * corrupt/ or delayed/); the caller closes it.
+   */
+  pinSubfolder(name: Subfolder, groupShared: boolean): OpenFolder {
+    const dir = OpenFolder.open(this.root, this.name, this.paths.dir);
+    if (dir === null) throw ioError(Object.assign(new Error('gone'), { code: 'ENOENT' }), 'open folder', this.paths.dir);
+    try {
+      ensureDir(`${dir.at}${sep}${name}`, { groupShared });
+      const sub = OpenFolder.open(dir.at, name, join(this.paths.dir, name));
+      if (sub === null) throw ioError(Object.assign(new Error('gone'), { code: 'ENOENT' }), 'open folder', join(this.paths.dir, name));
+      return sub;
+    } finally {
+      dir.close();
+    }
+  }
+}
+
+function closeAll(dir: OpenFolder, sub: Record<Subfolder, OpenFolder | null>): void {
+  for (const name of SUBFOLDERS) sub[name]?.close();
+  dir.close();
+}
