@@ -82,8 +82,9 @@ describe('ddmq create, view, delete', () => {
     assert.deepEqual(parseYaml(ddmq('view', root, 'a', '--format', 'yaml').out), [{ queue: 'a', ready: 1, delayed: 0, in_flight: 1, expired: 0, corrupt: 0 }]);
     assert.equal(ddmq('view', root, 'a', '--format', 'plain').out, 'a 1 0 1 0 0\n');
     assert.equal(ddmq('view', root, '-n').out, 'a\nb\nc\nd\n');
+    // Some of the named queues shown, some missing: exit 7 (all missing: 2).
     r = ddmq('view', root, 'a,zz');
-    assert.equal(r.code, 2);
+    assert.equal(r.code, 7);
     assert.match(r.out, /^a\s/m);
     assert.match(r.err, /queue zz does not exist/);
     assertCleanError(ddmq('view', root, '--format', 'xml'), 2, /Allowed choices are table, plain, json, yaml/);
@@ -239,9 +240,14 @@ describe('ddmq purge, clean, settings', () => {
       { queue: 'other', requeued: 0, dropped: 0, dead_lettered: 0, corrupt: 0, temps_removed: 0 },
       { queue: 'q', requeued: 1, dropped: 0, dead_lettered: 0, corrupt: 0, temps_removed: 0 },
     ]);
-    assert.equal(ddmq('clean', root, 'q').out, 'cleaned q (0 requeued, 0 dropped, 0 corrupt)\n');
-    assert.equal(ddmq('purge', root, 'q').out, 'purged q (1 ready, 2 in flight)\n');
-    assertCleanError(ddmq('purge', root, 'q,nope'), 2, /queue nope does not exist/);
+    assert.equal(ddmq('clean', root, 'q').out, 'cleaned q (0 requeued, 0 dropped, 0 dead-lettered, 0 corrupt)\n');
+    assert.equal(ddmq('purge', root, 'q').out, 'purged q (1 ready, 0 delayed, 2 in flight)\n');
+    // One of two queues missing: the other is purged, exit 7; all missing: exit 2.
+    const r = ddmq('purge', root, 'q,nope');
+    assert.equal(r.code, 7);
+    assert.equal(r.out, 'purged q (0 ready, 0 delayed, 0 in flight)\n');
+    assert.match(r.err, /queue nope does not exist/);
+    assertCleanError(ddmq('purge', root, 'nope'), 2, /queue nope does not exist/);
   });
 
   it('settings shows where each value comes from and changes the ddmq.yaml', () => {

@@ -52,12 +52,12 @@ describe('dead letters', () => {
     const ids = ls(join(root, 'q-dead')).map((n) => parseReadyName(n)?.id).filter((id): id is string => id !== undefined);
     assert.equal(ids.length, 3);
     const fresh = await Broker.open(root);
-    assert.deepEqual(await fresh.redrive('q-dead', { ids: [ids[1]!] }), { moved: 1, skipped: 0 });
+    assert.deepEqual(await fresh.redrive('q-dead', { ids: [ids[1]!] }), { moved: 1, skipped: 0, missing: [] });
     const back = await fresh.consume('q');
     assert.deepEqual([back[0]!.id, back[0]!.requeueCounter, 'dead_letter' in back[0]!.extra], [ids[1], 0, false]);
-    const r = spawnSync(process.execPath, [CLI, 'redrive', root, 'q-dead', '--to', 'elsewhere', '--format', 'json'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [CLI, 'redrive', root, 'q-dead', '--to', 'elsewhere', '-f', '--format', 'json'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), { queue: 'q-dead', moved: 2, skipped: 0 });
+    assert.deepEqual(JSON.parse(r.stdout), { queue: 'q-dead', moved: 2, skipped: 0, missing: [] });
     assert.equal((await fresh.counts('elsewhere'))[0]!.ready, 2);
     await assert.rejects(fresh.setSettings('q', { dead_letter: '../x' }), (e) => isDdmqError(e, 'INVALID_SETTING'));
     await fresh.setSettings('q', { dead_letter: null });

@@ -43,8 +43,16 @@ describe('message codec', () => {
             ...f,
             extra,
           });
-          const back = decodeMessage(encodeMessage(msg), ctx);
-          assert.deepEqual(back.toJSON(), JSON.parse(JSON.stringify(msg.toJSON())));
+          const text = encodeMessage(msg);
+          const onDisk = JSON.parse(text) as Record<string, unknown>;
+          // Never the two values the original tool reads otherwise (0 is "unset" there).
+          assert.notEqual(onDisk.requeue_limit, 0);
+          assert.notEqual(onDisk.requeue, 0);
+          const back = decodeMessage(text, ctx);
+          // A limit of 0 allows no requeue: it is written, and read back, as requeue: false.
+          const expected = JSON.parse(JSON.stringify(msg.toJSON())) as Record<string, unknown>;
+          if (f.requeueLimit === 0) Object.assign(expected, { requeue: false, requeue_limit: null });
+          assert.deepEqual(back.toJSON(), expected);
         },
       ),
       { numRuns: 300 },

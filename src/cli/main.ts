@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { DdmqError } from '../format/errors.js';
 import { VERSION } from '../version.js';
 import { COMMANDS } from './commands/index.js';
-import { type CommandSpec, EXIT, type Input, parseIntArg, type RunContext } from './spec.js';
+import { type CommandSpec, EXIT, exitCodeOf, type Input, parseIntArg, type RunContext } from './spec.js';
 
 const EXIT_HELP = `
 Exit codes:
@@ -18,6 +18,7 @@ Exit codes:
   4  the file system refused (permission, disk full, read-only, ...)
   5  ack/nack/del_msg: a message is not in flight (lease lost) or not found
   6  work: one or more tasks failed (their messages were nacked)
+  7  a command over several queues handled some and failed for others (each named on stderr)
   130, 143  work: stopped by SIGINT or SIGTERM (running tasks got the grace period)
 
 Examples:
@@ -134,9 +135,7 @@ function report(err: unknown, ctx: RunContext, debug: boolean): number {
   if (err instanceof DdmqError) {
     ctx.err(`ddmq: error: ${err.message}`);
     if (debug && err.cause instanceof Error && err.cause.stack) ctx.err(err.cause.stack);
-    if (err.code === 'IO') return EXIT.IO;
-    if (err.code === 'NOT_IN_FLIGHT' || err.code === 'MESSAGE_NOT_FOUND') return EXIT.NOT_FOUND;
-    return EXIT.USAGE;
+    return exitCodeOf(err);
   }
   ctx.err(`ddmq: internal error: ${(err as Error)?.message ?? String(err)}`);
   if (debug && err instanceof Error && err.stack) ctx.err(err.stack);

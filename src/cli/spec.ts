@@ -65,6 +65,8 @@ export const EXIT = {
   NOT_FOUND: 5,
   /** work: one or more tasks failed (their messages were nacked). */
   TASKS_FAILED: 6,
+  /** A command over several queues handled some of them and failed for others (named on stderr). */
+  PARTIAL: 7,
   /** work: stopped by SIGINT (128 + 2). */
   SIGINT: 130,
   /** work: stopped by SIGTERM (128 + 15). */
@@ -98,6 +100,23 @@ export const SKIP_CLEANING_COMPAT: OptionSpec = {
 /** The options most commands end with: plain, json or yaml output, -s, -v and -d. */
 export const REPORT_OPTIONS: readonly OptionSpec[] = [FORMAT(['plain', 'json', 'yaml'], 'plain'), SILENT, VERBOSE, DEBUG];
 export const ROOT_ARG: ArgSpec = { key: 'root', description: "the queues' root folder", required: true };
+
+/** The exit code for an error of ddmq's (see EXIT). */
+export function exitCodeOf(err: DdmqError): number {
+  if (err.code === 'IO') return EXIT.IO;
+  if (err.code === 'NOT_IN_FLIGHT' || err.code === 'MESSAGE_NOT_FOUND') return EXIT.NOT_FOUND;
+  return EXIT.USAGE;
+}
+
+/**
+ * The exit code of a command over `total` queues of which `failures` failed (each
+ * already reported on stderr): 0 if none failed, the failure's own code if all did, and
+ * PARTIAL (7) if some did.
+ */
+export function exitCodeOver(failures: DdmqError[], total: number): number {
+  if (failures.length === 0) return EXIT.OK;
+  return failures.length === total ? exitCodeOf(failures[0]!) : EXIT.PARTIAL;
+}
 
 /** Splits a list argument: "a,b" or ["a","b"]. */
 export function listOf(value: unknown): string[] {

@@ -57,6 +57,11 @@ export class Message implements MessageFields {
   requeueCounter: number;
   requeueLimit: number | null;
   extra: Record<string, unknown>;
+  /**
+   * Set by publish for a message published with a delay: the epoch second it is ready.
+   * Until then it waits in the queue's delayed/ folder as `DUE.` + its ready name.
+   */
+  due: number | undefined = undefined;
 
   constructor(fields: MessageFields) {
     this.message = fields.message;

@@ -194,6 +194,8 @@ export function newClaimToken(): string {
 
 /** Quotes a value for an error message, cutting it short and showing control characters. */
 export function describe(value: unknown): string {
+  // JSON would show Infinity (a number too large, as 1e400 reads) and NaN as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   if (typeof value !== 'string') return value === undefined ? 'undefined' : JSON.stringify(value) ?? String(value);
   const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
   return JSON.stringify(shown);

@@ -103,8 +103,11 @@ export function isSettingKey(key: string): key is keyof Settings {
   return Object.hasOwn(CHECKS, key);
 }
 
-/** Checks a parsed settings object; `source` names the file or call it came from. */
-export function validateSettings(value: unknown, source: string): SettingsLayer {
+/**
+ * Checks a parsed settings object; `source` names the file or call it came from, and
+ * `given(key)` the value's text as written there, for the error message.
+ */
+export function validateSettings(value: unknown, source: string, given?: (key: string) => string | undefined): SettingsLayer {
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new DdmqError('INVALID_SETTING', `invalid settings in ${source}: expected a mapping of keys to values`, {
@@ -113,18 +116,19 @@ export function validateSettings(value: unknown, source: string): SettingsLayer 
   }
   const out: SettingsLayer = {};
   for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-    if (isSettingKey(key)) checkSetting(key, v, source);
+    if (isSettingKey(key)) checkSetting(key, v, source, given?.(key));
     Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
 
-export function checkSetting(key: keyof Settings, value: unknown, source: string): void {
+/** Checks one setting; `given` is its text as written, to show instead of the parsed value. */
+export function checkSetting(key: keyof Settings, value: unknown, source: string, given?: string): void {
   const check = CHECKS[key];
   if (!check.test(value)) {
     throw new DdmqError(
       'INVALID_SETTING',
-      `invalid setting "${key}" in ${source}: expected ${check.expected}, got ${describe(value)}`,
+      `invalid setting "${key}" in ${source}: expected ${check.expected}, got ${given ?? describe(value)}`,
       { path: source },
     );
   }
@@ -157,15 +161,23 @@ export async function parseSettingsText(content: string | Uint8Array, source: st
   }
   const trimmed = text.trim();
   if (trimmed === '' || trimmed === '{}') return {};
-  const { parse } = await import('yaml');
+  const { isScalar, parseDocument } = await import('yaml');
   let value: unknown;
+  let doc: ReturnType<typeof parseDocument>;
   try {
-    value = parse(text, { version: '1.1', maxAliasCount: 100, uniqueKeys: true, prettyErrors: true, logLevel: 'error' });
+    doc = parseDocument(text, { version: '1.1', uniqueKeys: true, prettyErrors: true, logLevel: 'error' });
+    if (doc.errors.length > 0) throw doc.errors[0];
+    value = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
     const why = ((err as Error).message ?? String(err)).split('\n')[0];
     throw new DdmqError('INVALID_SETTING', `cannot parse ${source} as YAML: ${why}`, { path: source, cause: err });
   }
-  return validateSettings(value, source);
+  // An error names a value as written (".inf", "1e400"), not as parsed (Infinity).
+  const given = (key: string) => {
+    const node = doc.get(key, true);
+    return isScalar(node) && typeof node.source === 'string' ? node.source : undefined;
+  };
+  return validateSettings(value, source, given);
 }
 
 /** The YAML text of a settings layer; an empty layer is "{}" so that it parses to a mapping. */

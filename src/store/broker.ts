@@ -8,6 +8,7 @@ import { join, sep } from 'node:path';
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import { Message } from '../format/message.js';
 import { checkQueueName, isMessageName, isQueueName, parseReadyName } from '../format/names.js';
+import { ReadyListing } from '../format/listing.js';
 import {
   checkSetting,
   isSettingKey,
@@ -84,6 +85,23 @@ export interface BrokerOptions {
   log?: (level: 'info' | 'debug', text: string) => void;
   /** Epoch milliseconds (tests replace it to move time). */
   now?: () => number;
+}
+
+export interface RedriveOptions {
+  /** Move them here instead of where each came from. */
+  to?: string;
+  /** Only the messages with these ids. */
+  ids?: string[];
+  /** At most this many. */
+  limit?: number;
+}
+
+export interface RedriveResult {
+  moved: number;
+  /** Dead letters with nowhere to go (no origin, or their queue is gone): they stay. */
+  skipped: number;
+  /** Ids asked for that are not in the dead-letter queue. */
+  missing: string[];
 }
 
 interface CachedLayer {
@@ -205,7 +223,8 @@ export class Broker implements QueueHost {
 
   /** What one settings file says, read now: the root's, or a queue's. */
   async readSettingsFile(queue?: string): Promise<SettingsLayer> {
-    return this.layer(queue === undefined ? '' : checkQueueName(queue), true);
+    if (queue !== undefined) this.checkQueueFolders(checkQueueName(queue));
+    return this.layer(queue ?? '', true);
   }
 
   /**
@@ -214,6 +233,7 @@ export class Broker implements QueueHost {
    */
   async setSettings(queue: string | undefined, changes: Record<string, unknown>): Promise<SettingsLayer> {
     const key = queue === undefined ? '' : checkQueueName(queue);
+    if (key !== '') this.checkQueueFolders(key);
     const source = key === '' ? 'the root settings' : `the settings of queue ${key}`;
     for (const [k, v] of Object.entries(changes)) if (isSettingKey(k) && v !== null) checkSetting(k, v, source);
     const next: SettingsLayer = { ...(await this.layer(key, true)) };
@@ -278,6 +298,24 @@ export class Broker implements QueueHost {
   }
 
   /**
+   * The queues of the root (or the named ones), each with the problem that makes it
+   * unusable, if any: a link in its place or in one of its folders, a missing queue.
+   */
+  async queueProblems(names?: string[]): Promise<{ name: string; problem?: DdmqError }[]> {
+    if (names === undefined) return this.queueEntries();
+    return names.map((name) => {
+      try {
+        if (this.queueFolderState(checkQueueName(name)) === 'none') return { name, problem: queueMissing(name, join(this.root, name)) };
+        this.checkQueueFolders(name);
+        return { name };
+      } catch (err) {
+        if (!isDdmqError(err)) throw err;
+        return { name, problem: err };
+      }
+    });
+  }
+
+  /**
    * The entries of the root that are queues, or stand where a queue would and are not
    * usable as one (a link in place of a queue folder or its ddmq.yaml): those carry the
    * problem, so that commands over every queue can report them and go on with the rest.
@@ -288,7 +326,10 @@ export class Broker implements QueueHost {
     const out: { name: string; problem?: DdmqError }[] = [];
     for (const name of names.filter(isQueueName).sort()) {
       try {
-        if (this.queueFolderState(name) === 'queue') out.push({ name });
+        if (this.queueFolderState(name) === 'queue') {
+          this.checkQueueFolders(name);
+          out.push({ name });
+        }
       } catch (err) {
         if (!isDdmqError(err)) throw err;
         out.push({ name, problem: err });
@@ -308,6 +349,11 @@ export class Broker implements QueueHost {
     return isRealFile(join(dir, SETTINGS_FILE)) ? 'queue' : 'none';
   }
 
+  /** Checks that a queue's folders are not links (UNSAFE_PATH), for calls that do not open the Queue. */
+  private checkQueueFolders(name: string): void {
+    if (!new QueueFolders(this.root, name).check()) throw queueMissing(name, join(this.root, name));
+  }
+
   async queueExists(name: string): Promise<boolean> {
     return this.queueFolderState(checkQueueName(name)) === 'queue';
   }
@@ -321,7 +367,10 @@ export class Broker implements QueueHost {
   async createQueue(name: string, settings: Partial<Settings> = {}): Promise<boolean> {
     checkQueueName(name);
     for (const [k, v] of Object.entries(settings)) if (isSettingKey(k)) checkSetting(k, v, `the settings for queue ${name}`);
-    if (this.queueFolderState(name) === 'queue') return false;
+    if (this.queueFolderState(name) === 'queue') {
+      this.checkQueueFolders(name); // a link planted in it is reported, not passed over
+      return false;
+    }
     const inherited = await this.settings();
     const own: SettingsLayer = {};
     for (const [k, v] of Object.entries(settings)) {
@@ -455,24 +504,38 @@ export class Broker implements QueueHost {
   /**
    * Moves dead letters back: each message of `deadQueue` (or only those with the given
    * ids, or the first `limit`) goes to the queue it came from (or `to`), with its requeue
-   * counter reset. Returns how many were moved.
+   * counter reset. A target queue that does not exist is made only with `create`: `to` is
+   * refused (QUEUE_MISSING) before anything moves, and a message whose own queue is gone
+   * stays (counted in `skipped`). Ids that were asked for and not found are in `missing`.
    */
-  async redrive(deadQueue: string, options: { to?: string; ids?: string[]; limit?: number } = {}): Promise<{ moved: number; skipped: number }> {
-    if (options.to !== undefined) checkQueueName(options.to);
+  async redrive(deadQueue: string, options: RedriveOptions = {}): Promise<RedriveResult> {
+    if (options.to !== undefined) {
+      checkQueueName(options.to);
+      if (!this.create && !(await this.queueExists(options.to))) {
+        throw new DdmqError('QUEUE_MISSING', `queue ${options.to} does not exist in ${this.root} (create it, or redrive with -f / { create: true })`, {
+          path: join(this.root, options.to),
+        });
+      }
+      await this.queue(options.to); // checks its folders (or makes it, with create) before anything moves
+    }
     const dq = await this.queue(deadQueue);
     const wanted = options.ids ? new Set(options.ids) : undefined;
+    const found = new Set<string>();
     let moved = 0;
     let skipped = 0;
-    for (const name of (listIfExists(dq.dir) ?? []).filter((n) => parseReadyName(n) !== null).sort()) {
+    const listing = ReadyListing.of(listIfExists(dq.dir) ?? []);
+    for (let name = listing.next(); name !== undefined; name = listing.next()) {
       if (options.limit !== undefined && moved >= options.limit) break;
-      if (wanted && !wanted.has(parseReadyName(name)!.id)) continue;
+      const id = parseReadyName(name)!.id;
+      if (wanted && !wanted.has(id)) continue;
       const msg = dq.takeByName(name);
       if (msg === null) continue;
+      found.add(id);
       const history = msg.extra.dead_letter as { from?: unknown } | undefined;
       const target = options.to ?? (typeof history?.from === 'string' && isQueueName(history.from) ? history.from : undefined);
-      if (target === undefined) {
-        // Nowhere to send it: it goes back where it was.
-        await dq.nack(msg, { requeue: true });
+      if (target === undefined || (options.to === undefined && !this.create && !(await this.queueExists(target)))) {
+        // Nowhere to send it: it goes back where it was, untouched.
+        await dq.release(msg);
         skipped++;
         continue;
       }
@@ -481,7 +544,8 @@ export class Broker implements QueueHost {
       dq.ack(msg);
       moved++;
     }
-    return { moved, skipped };
+    const missing = wanted ? [...wanted].filter((id) => !found.has(id)) : [];
+    return { moved, skipped, missing };
   }
 
   /** Stops watching folders for waiting consumers. The broker stays usable. */

@@ -323,7 +323,8 @@ export class Queue {
     });
     msg.filename = readyFileName(msg.priority, msg.queueNumber, msg.id);
     if (options.delay !== undefined && options.delay > 0) {
-      this.writeDelayed(msg, settings, Math.ceil(this.host.now() / 1000 + options.delay), batched);
+      msg.due = Math.ceil(this.host.now() / 1000 + options.delay);
+      this.writeDelayed(msg, settings, msg.due, batched);
       return msg;
     }
     this.write(msg, settings, this.dir, msg.filename, batched);

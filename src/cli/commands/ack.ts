@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { type CommandSpec, REPORT_OPTIONS, ROOT_ARG, SKIP_CLEANING_COMPAT } from '../spec.js';
 import { forEachMessage, MSG_FILES_ARG } from './each-message.js';
+import { nackRow, nackText } from './nack.js';
 
 export const ack: CommandSpec = {
   name: 'ack',
@@ -18,13 +19,10 @@ export const ack: CommandSpec = {
       ctx,
       ['in-flight'],
       async (broker, queue, name) => {
-        if (input.requeue) {
-          const r = await broker.nack(queue, name, { requeue: true });
-          return { queue, filename: name, action: r.action, requeued_as: r.filename ?? null };
-        }
+        if (input.requeue) return nackRow(queue, name, await broker.nack(queue, name, { requeue: true }));
         await broker.ack(queue, name);
         return { queue, filename: name, action: 'acked', path: join(broker.root, queue, 'work', name) };
       },
-      (r) => (r.action === 'acked' ? `acked ${r.path}` : `requeued ${r.queue}/work/${r.filename} as ${r.requeued_as}`),
+      (r) => (r.action === 'acked' ? `acked ${r.path}` : nackText(r)),
     ),
 };

@@ -1,23 +1,44 @@
+import type { DdmqError } from '../../format/errors.js';
 import { checkQueueName } from '../../format/names.js';
+import type { CleanResult } from '../../store/queue.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
-import { type CommandSpec, CREATE, EXIT, listOf, REPORT_OPTIONS, ROOT_ARG } from '../spec.js';
+import { type CommandSpec, CREATE, exitCodeOver, listOf, REPORT_OPTIONS, ROOT_ARG } from '../spec.js';
+import { isQueueFailure, reportFailure } from './each-queue.js';
 
 export const clean: CommandSpec = {
   name: 'clean',
   summary: 'Requeue (or drop, at their limit) in-flight messages whose lease ran out',
-  help: 'Without QUEUE, every queue of the root is cleaned.',
+  help:
+    'Without QUEUE, every queue of the root is cleaned. A queue that cannot be cleaned (a bad ddmq.yaml, a\n' +
+    'link in its place) is reported on stderr and the others are cleaned; exit code 7 if some failed.',
   args: [ROOT_ARG, { key: 'queue', description: 'comma-separated names of the queues to clean (default: all)', required: false, list: true }],
   options: [CREATE, ...REPORT_OPTIONS],
   async run(input, ctx) {
     const names = listOf(input.queue).map(checkQueueName);
     const broker = await openBroker(input, ctx);
-    const results = [];
-    for (const q of names.length === 0 ? [undefined] : names) results.push(...(await broker.clean(q)));
+    const results: CleanResult[] = [];
+    const failures: DdmqError[] = [];
+    const fail = (err: DdmqError) => {
+      reportFailure(ctx, err);
+      failures.push(err);
+    };
+    if (names.length === 0) {
+      for (const r of await broker.clean()) (r.error ? fail(r.error) : results.push(r));
+    } else {
+      for (const q of names) {
+        try {
+          results.push(...(await broker.clean(q)));
+        } catch (err) {
+          if (!isQueueFailure(err)) throw err;
+          fail(err);
+        }
+      }
+    }
     const rows = results.map((r) => ({ queue: r.queue, requeued: r.requeued, dropped: r.dropped, dead_lettered: r.deadLettered, corrupt: r.corrupt, temps_removed: r.tempsRemoved }));
     if (!input.s) {
-      await emit(ctx, String(input.format), rows, (r) => `cleaned ${r.queue} (${r.requeued} requeued, ${r.dropped} dropped, ${r.corrupt} corrupt)`);
+      await emit(ctx, String(input.format), rows, (r) => `cleaned ${r.queue} (${r.requeued} requeued, ${r.dropped} dropped, ${r.dead_lettered} dead-lettered, ${r.corrupt} corrupt)`);
     }
-    return EXIT.OK;
+    return exitCodeOver(failures, results.length + failures.length);
   },
 };

@@ -53,7 +53,11 @@ export const publish: CommandSpec = {
     // Requeue expired messages first, as the original does; the temp-file sweep is left to clean.
     if (!input.skip_cleaning && (await broker.queueExists(queue))) await broker.clean(queue, { temps: false });
     const msg = await broker.publish(queue, body, publishOptionsOf(input));
-    if (!input.s) await emit(ctx, String(input.format), [msg.toJSON()], (r) => `published ${queue}/${r.filename}`);
+    // A delayed message waits in delayed/ under its due second; it gets its ready name then.
+    const delayed = msg.due === undefined ? {} : { delayed_as: `${queue}/delayed/${msg.due}.${msg.filename}`, ready_at: msg.due };
+    const shown = (r: Record<string, unknown>) =>
+      msg.due === undefined ? `published ${queue}/${r.filename}` : `published ${r.delayed_as} (ready at ${new Date(msg.due * 1000).toISOString()}, as ${queue}/${r.filename})`;
+    if (!input.s) await emit(ctx, String(input.format), [{ ...msg.toJSON(), ...delayed }], shown);
     return EXIT.OK;
   },
 };

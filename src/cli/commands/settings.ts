@@ -1,6 +1,6 @@
 import { DdmqError } from '../../format/errors.js';
 import { checkQueueName } from '../../format/names.js';
-import { isSettingKey, SETTING_KEYS } from '../../format/settings.js';
+import { checkSetting, isSettingKey, SETTING_KEYS } from '../../format/settings.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
 import { type CommandSpec, CREATE, EXIT, REPORT_OPTIONS, ROOT_ARG } from '../spec.js';
@@ -31,7 +31,11 @@ export const settings: CommandSpec = {
         if (eq < 1 || !isSettingKey(key)) {
           throw new DdmqError('INVALID_ARGUMENT', `--set ${JSON.stringify(pair)}: expected KEY=VALUE with KEY one of ${SETTING_KEYS.join(', ')}`);
         }
-        changes[key] = parse(pair.slice(eq + 1), { version: '1.1' });
+        const text = pair.slice(eq + 1);
+        const value: unknown = parse(text, { version: '1.1' });
+        // Checked here to name the value as given: "1e400", not the Infinity it reads as.
+        if (value !== null) checkSetting(key, value, `--set ${pair}`, JSON.stringify(text));
+        changes[key] = value;
       }
     }
     for (const key of (input.unset as string[] | undefined) ?? []) {

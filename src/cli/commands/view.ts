@@ -1,12 +1,19 @@
+import type { DdmqError } from '../../format/errors.js';
 import { checkQueueName } from '../../format/names.js';
+import type { QueueCounts } from '../../store/queue.js';
 import { openBroker } from '../open.js';
 import { emit, table } from '../output.js';
-import { type CommandSpec, CREATE, DEBUG, EXIT, FORMAT, listOf, ROOT_ARG, VERBOSE } from '../spec.js';
+import { type CommandSpec, CREATE, DEBUG, exitCodeOver, FORMAT, listOf, ROOT_ARG, VERBOSE } from '../spec.js';
+import { isQueueFailure, reportFailure } from './each-queue.js';
 
 export const view: CommandSpec = {
   name: 'view',
   summary: 'List queues and how many messages they hold',
-  help: 'Counts: ready (waiting), delayed (published with a delay not yet over), in flight (consumed, not\nacknowledged), expired (in flight past their lease and its grace), corrupt (moved aside).',
+  help:
+    'Counts: ready (waiting), delayed (published with a delay, or waiting out a retry backoff), in flight\n' +
+    '(consumed, not acknowledged), expired (in flight past their lease and its grace), corrupt (moved aside).\n' +
+    'A queue that is named but missing, or cannot be read (a bad ddmq.yaml, a link in its place), is reported\n' +
+    'on stderr and the others are shown; exit code 7 if some failed, the error\'s own code if all did.',
   args: [ROOT_ARG, { key: 'queue', description: 'comma-separated queues to show (default: all)', required: false, list: true }],
   options: [
     CREATE,
@@ -18,22 +25,42 @@ export const view: CommandSpec = {
   async run(input, ctx) {
     const wanted = listOf(input.queue).map(checkQueueName);
     const broker = await openBroker(input, ctx);
-    const existing = await broker.listQueues();
-    const missing = wanted.filter((q) => !existing.includes(q));
-    for (const q of missing) ctx.err(`ddmq: error: queue ${q} does not exist in ${broker.root}`);
-    const names = wanted.length > 0 ? wanted.filter((q) => existing.includes(q)) : existing;
     const format = String(input.format);
+    const failures: DdmqError[] = [];
+    const fail = (err: DdmqError) => {
+      reportFailure(ctx, err);
+      failures.push(err);
+    };
     if (input.n) {
+      const names: string[] = [];
+      for (const entry of await broker.queueProblems(wanted.length === 0 ? undefined : wanted)) {
+        if (entry.problem) fail(entry.problem);
+        else names.push(entry.name);
+      }
       await emit(ctx, format === 'table' ? 'plain' : format, names.map((queue) => ({ queue })), (r) => String(r.queue));
+      return exitCodeOver(failures, names.length + failures.length);
+    }
+    const counts: QueueCounts[] = [];
+    if (wanted.length === 0) {
+      for (const c of await broker.counts()) (c.error ? fail(c.error) : counts.push(c));
     } else {
-      const counts = await Promise.all(names.map(async (q) => (await broker.counts(q))[0]!));
-      const rows = counts.map((c) => ({ queue: c.queue, ready: c.ready, delayed: c.delayed, in_flight: c.inFlight, expired: c.expired, corrupt: c.corrupt }));
-      if (format === 'table') {
-        ctx.out(table(['queue', 'ready', 'delayed', 'in flight', 'expired', 'corrupt'], rows.map((r) => [r.queue, r.ready, r.delayed, r.in_flight, r.expired, r.corrupt])));
-      } else {
-        await emit(ctx, format, rows, (r) => `${r.queue} ${r.ready} ${r.delayed} ${r.in_flight} ${r.expired} ${r.corrupt}`);
+      for (const q of wanted) {
+        try {
+          counts.push(...(await broker.counts(q)));
+        } catch (err) {
+          if (!isQueueFailure(err)) throw err;
+          fail(err);
+        }
       }
     }
-    return missing.length > 0 ? EXIT.USAGE : EXIT.OK;
+    const rows = counts.map((c) => ({ queue: c.queue, ready: c.ready, delayed: c.delayed, in_flight: c.inFlight, expired: c.expired, corrupt: c.corrupt }));
+    if (format === 'table') {
+      if (rows.length > 0 || failures.length === 0) {
+        ctx.out(table(['queue', 'ready', 'delayed', 'in flight', 'expired', 'corrupt'], rows.map((r) => [r.queue, r.ready, r.delayed, r.in_flight, r.expired, r.corrupt])));
+      }
+    } else {
+      await emit(ctx, format, rows, (r) => `${r.queue} ${r.ready} ${r.delayed} ${r.in_flight} ${r.expired} ${r.corrupt}`);
+    }
+    return exitCodeOver(failures, counts.length + failures.length);
   },
 };

@@ -1,0 +1,184 @@
+/**
+ * Nothing outside the root, ever: every command, run through the CLI, against every
+ * place of the tree where a symbolic link can stand (a queue folder, each subfolder, the
+ * ddmq.yaml of the queue and of the root), pointing at a canary folder outside the root
+ * that looks like what ddmq expects there, with and without files ddmq did not write.
+ * The canary must stay byte-for-byte the same, the link must stay where it was, and the
+ * command must refuse, naming the link (except where it has no business with the
+ * place, which the table says).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Broker } from '../src/index.js';
+import { CLI, tempDir } from './helpers.js';
+
+const ID = '0123456789abcdef0123456789abcdef';
+const READY = `5.17000000000000000000.ddmq${ID}`;
+/** In flight, its lease long over: a cleaner takes it, a purge or delete deletes it. */
+const IN_FLIGHT = `1.${READY}aaaaaaaaaaaa`;
+/** Delayed, long due: a clean or consume would move it into the queue. */
+const DELAYED = `1.${READY}`;
+const MESSAGE = JSON.stringify({ message: 'CANARY', queue: 'q', priority: 5, queue_number: '17000000000000000000', id: ID, requeue: true });
+
+type Place = 'queue folder' | 'work/' | 'delayed/' | 'corrupt/' | 'queue ddmq.yaml' | 'root ddmq.yaml';
+const PLACES: Place[] = ['queue folder', 'work/', 'delayed/', 'corrupt/', 'queue ddmq.yaml', 'root ddmq.yaml'];
+
+/** Every command of the CLI (json runs the same table), with the queue Q the link concerns. */
+const COMMANDS: { name: string; args: (root: string, q: string) => string[]; unaffected?: Place[] }[] = [
+  { name: 'view', args: (r) => ['view', r] },
+  { name: 'view Q', args: (r, q) => ['view', r, q] },
+  { name: 'view -n', args: (r) => ['view', r, '-n'] },
+  { name: 'create', args: (r, q) => ['create', r, q] },
+  { name: 'delete', args: (r, q) => ['delete', r, q] },
+  { name: 'publish', args: (r, q) => ['publish', r, q, 'hello'] },
+  { name: 'publish --delay', args: (r, q) => ['publish', r, q, 'later', '--delay', '60'] },
+  { name: 'publish --file', args: (r, q) => ['publish', r, q, '--file', '/dev/null'] },
+  { name: 'consume', args: (r, q) => ['consume', r, q, '-n', '5'] },
+  { name: 'peek', args: (r, q) => ['peek', r, q] },
+  { name: 'ack', args: (r, q) => ['ack', r, q, IN_FLIGHT] },
+  { name: 'ack -r', args: (r, q) => ['ack', r, q, IN_FLIGHT, '-r'] },
+  { name: 'nack', args: (r, q) => ['nack', r, q, IN_FLIGHT] },
+  { name: 'nack --drop', args: (r, q) => ['nack', r, q, IN_FLIGHT, '--drop'] },
+  { name: 'del_msg ready', args: (r, q) => ['del_msg', r, q, READY] },
+  { name: 'del_msg in flight', args: (r, q) => ['del_msg', r, q, IN_FLIGHT] },
+  { name: 'purge', args: (r, q) => ['purge', r, q] },
+  { name: 'clean', args: (r) => ['clean', r] },
+  { name: 'clean Q', args: (r, q) => ['clean', r, q] },
+  { name: 'redrive Q', args: (r, q) => ['redrive', r, q] },
+  { name: 'redrive --to Q', args: (r, q) => ['redrive', r, 'dead', '--to', q] },
+  { name: 'settings Q', args: (r, q) => ['settings', r, q] },
+  { name: 'settings Q --set', args: (r, q) => ['settings', r, q, '--set', 'priority=3'] },
+  { name: 'settings Q --unset', args: (r, q) => ['settings', r, q, '--unset', 'priority'] },
+  // The root's own settings have nothing to do with a queue's folders.
+  { name: 'settings', args: (r) => ['settings', r], unaffected: ['queue folder', 'work/', 'delayed/', 'corrupt/', 'queue ddmq.yaml'] },
+  { name: 'settings --set', args: (r) => ['settings', r, '--set', 'priority=4'], unaffected: ['queue folder', 'work/', 'delayed/', 'corrupt/', 'queue ddmq.yaml'] },
+  { name: 'work', args: (r, q) => ['work', r, q, '--max-messages', '1', '--idle-exit', '1', '--', 'true'] },
+];
+
+/** Every file below a folder with a hash of its content; links as their targets; folders listed too. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const name of fs.readdirSync(d).sort()) {
+      const p = join(d, name);
+      const st = fs.lstatSync(p);
+      if (st.isSymbolicLink()) out[p] = `-> ${fs.readlinkSync(p)}`;
+      else if (st.isDirectory()) {
+        out[p] = `dir ${st.mode.toString(8)} ${st.mtimeMs}`;
+        walk(p);
+      } else {
+        // Inode and mtime too: a file rewritten with the same bytes was still written.
+        out[p] = `${st.mode.toString(8)} ${st.ino} ${st.mtimeMs} ${createHash('sha1').update(fs.readFileSync(p)).digest('hex')}`;
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** What the link points at: a canary that looks like what ddmq expects in that place. */
+function makeCanary(dir: string, place: Place, foreign: boolean): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const folder = (d: string) => {
+    fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(join(d, READY), MESSAGE);
+    fs.writeFileSync(join(d, IN_FLIGHT), MESSAGE);
+    fs.writeFileSync(join(d, 'ddmq.yaml'), 'priority: 1\n');
+    if (foreign) fs.writeFileSync(join(d, 'notes.txt'), 'not ddmq');
+  };
+  if (place === 'queue ddmq.yaml' || place === 'root ddmq.yaml') {
+    fs.writeFileSync(join(dir, 'ddmq.yaml'), foreign ? 'priority: 1\nmine: true\n' : 'priority: 1\n');
+  } else if (place === 'queue folder') {
+    folder(dir);
+    folder(join(dir, 'work'));
+    folder(join(dir, 'delayed'));
+    fs.writeFileSync(join(dir, 'delayed', DELAYED), MESSAGE);
+    folder(join(dir, 'corrupt'));
+  } else {
+    folder(dir);
+    fs.writeFileSync(join(dir, DELAYED.replace('1.', '2.')), MESSAGE);
+  }
+}
+
+/** A root with queues q (the one the links go into), dead (a dead letter from q) and keep. */
+async function makeTree(root: string): Promise<void> {
+  const past = await Broker.open(root, { create: true, now: () => Date.now() - 3_600_000 });
+  await past.createQueue('q', { retry_delay: 0, dead_letter: 'dead' });
+  await past.createQueue('keep');
+  await past.publish('keep', 'kept');
+  await past.publish('q', 'ready one');
+  await past.publish('q', 'in flight, expired');
+  await past.consume('q', { timeout: 1 });
+  await past.publish('q', 'delayed, due', { delay: 1 });
+  await past.publish('q', 'doomed', { requeueLimit: 0 });
+  const [doomed] = await past.consume('q', { skipCleaning: true });
+  await past.nack(doomed!);
+  fs.mkdirSync(join(root, 'q', 'corrupt'), { recursive: true });
+  past.close();
+}
+
+function plant(root: string, canary: string, place: Place): { link: string; queue: string } {
+  const target = place.endsWith('ddmq.yaml') ? join(canary, 'ddmq.yaml') : canary;
+  const link =
+    place === 'queue folder' ? join(root, 'lq')
+    : place === 'root ddmq.yaml' ? join(root, 'ddmq.yaml')
+    : place === 'queue ddmq.yaml' ? join(root, 'q', 'ddmq.yaml')
+    : join(root, 'q', place.slice(0, -1));
+  fs.rmSync(link, { recursive: true, force: true });
+  fs.symlinkSync(target, link);
+  return { link, queue: place === 'queue folder' ? 'lq' : 'q' };
+}
+
+function run(args: string[]): Promise<{ code: number | null; err: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, err }));
+  });
+}
+
+async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+describe('nothing outside the root: every command against a link in every place', () => {
+  for (const foreign of [false, true]) {
+    it(`${COMMANDS.length} commands x ${PLACES.length} places, ${foreign ? 'with' : 'without'} foreign files beside the canary`, async () => {
+      const base = tempDir('ddmq-links-');
+      const cases = PLACES.flatMap((place) => COMMANDS.map((command) => ({ place, command })));
+      const problems: string[] = [];
+      await inParallel(cases, 4, async ({ place, command }) => {
+        const dir = join(base, `${PLACES.indexOf(place)}-${COMMANDS.indexOf(command)}`);
+        const root = join(dir, 'root');
+        const canary = join(dir, 'canary');
+        await makeTree(root);
+        makeCanary(canary, place, foreign);
+        const before = snapshot(canary);
+        const { link, queue } = plant(root, canary, place);
+        const linkTarget = fs.readlinkSync(link);
+        const r = await run(command.args(root, queue));
+        const what = `${command.name} with a link as ${place}`;
+        if (JSON.stringify(snapshot(canary)) !== JSON.stringify(before)) problems.push(`${what}: the canary outside the root changed`);
+        if (!fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink() || fs.readlinkSync(link) !== linkTarget) {
+          problems.push(`${what}: the link was removed or replaced`);
+        }
+        if (/\n\s+at /.test(r.err)) problems.push(`${what}: a stack trace`);
+        if (command.unaffected?.includes(place)) {
+          if (r.code !== 0) problems.push(`${what}: exit ${r.code}, expected 0 (${r.err.trim()})`);
+        } else if (!(r.code === 2 || r.code === 7) || !/symbolic link/.test(r.err)) {
+          problems.push(`${what}: exit ${r.code}, expected a refusal naming the link (exit 2, or 7 if other queues were handled): ${r.err.trim()}`);
+        }
+      });
+      assert.deepEqual(problems, []);
+    });
+  }
+});
