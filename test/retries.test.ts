@@ -162,3 +162,46 @@ describe('files the original tool reads the same way', () => {
     broker.close();
   });
 });
+
+describe('delayed/ and the original tool', () => {
+  it('clean removes delayed/ once nothing waits there; a writer that loses that race makes it again', async () => {
+    const { broker, clock, dir } = await setup({ retry_delay: 5 });
+    await broker.publish('q', 'x');
+    await broker.nack((await broker.consumeOne('q'))!);
+    await broker.clean('q');
+    assert.ok(fs.existsSync(join(dir, 'delayed')), 'kept while a message waits in it');
+    clock.advance(6000);
+    await broker.clean('q');
+    assert.equal(fs.existsSync(join(dir, 'delayed')), false, 'removed once empty');
+    // The folder vanishes between a writer's mkdir and its write: the writer makes it again.
+    const { patchFs } = await import('./helpers.js');
+    let removed = false;
+    const restore = patchFs('openSync', (original) =>
+      ((path: fs.PathLike, ...rest: unknown[]) => {
+        if (!removed && String(path).includes(`${join('q', 'delayed')}/.tmp-`)) {
+          removed = true;
+          fs.rmdirSync(join(dir, 'delayed'));
+        }
+        return (original as (...a: unknown[]) => number)(path, ...rest);
+      }) as typeof fs.openSync,
+    );
+    const restoreWrite = patchFs('writeFileSync', (original) =>
+      ((path: fs.PathOrFileDescriptor, ...rest: unknown[]) => {
+        if (!removed && String(path).includes(`${join('q', 'delayed')}/.tmp-`)) {
+          removed = true;
+          fs.rmdirSync(join(dir, 'delayed'));
+        }
+        return (original as (...a: unknown[]) => void)(path, ...rest);
+      }) as typeof fs.writeFileSync,
+    );
+    try {
+      await broker.publish('q', 'later', { delay: 60 });
+    } finally {
+      restore();
+      restoreWrite();
+    }
+    assert.ok(removed, 'the race was staged');
+    assert.equal(ls(join(dir, 'delayed')).length, 1);
+    broker.close();
+  });
+});

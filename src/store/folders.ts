@@ -72,11 +72,19 @@ function pinningBase(): string | null {
 
 /** A folder opened without following a link: operate through `at`, show `path`. */
 export class OpenFolder {
+  private closed = false;
+
   private constructor(
     readonly path: string,
-    readonly at: string,
+    private readonly pinnedAt: string,
     private fd: number | undefined,
   ) {}
+
+  /** The path to operate through; not to be used once closed (its descriptor number may be reused). */
+  get at(): string {
+    if (this.closed) throw new Error(`internal: folder ${this.path} used after it was closed`);
+    return this.pinnedAt;
+  }
 
   /**
    * Opens `name` in the folder `parentAt` (itself pinned, or the root) without following
@@ -104,8 +112,9 @@ export class OpenFolder {
   }
 
   close(): void {
+    this.closed = true;
     if (this.fd === undefined) return;
-    unregisterPinned(this.at);
+    unregisterPinned(this.pinnedAt);
     try {
       fs.closeSync(this.fd);
     } catch {

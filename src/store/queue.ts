@@ -41,7 +41,7 @@ import {
   unlinkIfExists,
   writeFileAtomic,
 } from './fsx.js';
-import { QueueFolders, type QueuePaths, SETTINGS_FILE } from './folders.js';
+import { DELAYED_DIR, type OpenFolder, QueueFolders, type QueuePaths, SETTINGS_FILE } from './folders.js';
 
 export { CORRUPT_DIR, DELAYED_DIR, SETTINGS_FILE, WORK_DIR } from './folders.js';
 
@@ -334,8 +334,16 @@ export class Queue {
 
   /** Writes a message into delayed/, named by the second it is due; moved into the queue when it is. */
   private writeDelayed(msg: Message, settings: Settings, due: number, batched = false, p: QueuePaths = this.paths): void {
-    ensureDir(p.delayed, { groupShared: settings.group_shared });
-    this.write(msg, settings, p.delayed, inFlightFileName(due, msg.filename, ''), batched);
+    for (let attempt = 1; ; attempt++) {
+      ensureDir(p.delayed, { groupShared: settings.group_shared });
+      try {
+        this.write(msg, settings, p.delayed, inFlightFileName(due, msg.filename, ''), batched);
+        break;
+      } catch (err) {
+        // RACE: a cleaner removed delayed/ (found empty) between our mkdir and our write.
+        if (!isDdmqError(err, 'IO') || err.osCode !== 'ENOENT' || attempt >= 5 || !exists(this.dir)) throw err;
+      }
+    }
     this.nextDelayedScan = Math.min(this.nextDelayedScan, due * 1000);
   }
 
@@ -814,11 +822,29 @@ export class Queue {
         const dirs = [p.dir, pinned.sub.work?.at, pinned.sub.delayed?.at].filter((d) => d !== undefined);
         result.tempsRemoved = this.removeOldTemps(dirs, (options.tempGrace ?? 3600) * 1000);
       }
+      if (pinned.sub.delayed) this.removeIfEmpty(pinned.sub.delayed, p.dir);
     });
     if (result.requeued + result.dropped + result.deadLettered + result.corrupt > 0) {
       this.host.log('info', `cleaned ${this.name}: ${result.requeued} requeued, ${result.dropped} dropped, ${result.deadLettered} dead-lettered`);
     }
     return result;
+  }
+
+  /**
+   * Removes delayed/ once nothing waits in it: the original tool does not know the folder,
+   * and its delete of a queue stops at one it finds there. A writer that loses the race
+   * makes the folder again (writeDelayed).
+   */
+  private removeIfEmpty(folder: OpenFolder, dirAt: string): void {
+    if ((listIfExists(folder.at) ?? ['?']).length > 0) return;
+    folder.close();
+    try {
+      fs.rmdirSync(dirAt + sep + DELAYED_DIR);
+    } catch (err) {
+      const code = errnoOf(err);
+      // Not empty any more, gone already, or busy (a network file system's open handle).
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT' && code !== 'EBUSY') throw ioError(err, 'remove folder', dirAt + sep + DELAYED_DIR);
+    }
   }
 
   private removeOldTemps(dirs: string[], graceMs: number): number {
