@@ -54,6 +54,18 @@ describe('idle exit', () => {
     broker.close();
   });
 
+  it('counts the idle time from the end of the last task, not from when it was taken', async () => {
+    const { broker } = await setup();
+    await broker.publish('q', 'long');
+    let ended = 0;
+    await work(broker, 'q', async () => {
+      await new Promise((r) => setTimeout(r, 800));
+      ended = Date.now();
+    }, { idleExit: 0.5 }).done;
+    assert.ok(Date.now() - ended >= 450, `idle for ${Date.now() - ended} ms after the task`);
+    broker.close();
+  });
+
   it('does not wait for a delayed message due after the idle time', async () => {
     const { broker } = await setup();
     await broker.publish('q', 'much later', { delay: 60 });

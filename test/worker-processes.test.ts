@@ -133,10 +133,10 @@ describe('ddmq work: a command that cannot start', () => {
     assert.ok(events.every((e) => e.event === 'failed' && e.action === 'requeued' && /cannot run .*EACCES/.test(String(e.error))), JSON.stringify(events[0]));
   });
 
-  it('waits out the retry policy: with the default retry_delay, one attempt in two seconds, the message delayed 10 s', async () => {
+  it('waits out the retry policy: with the default retry_delay, one attempt in a second, the message delayed 10 s', async () => {
     const { root, broker } = await queueOf(['x']);
     const w = startWorker([root, 'q', '--format', 'json', '--', 'ddmq-test-no-such-command']);
-    await sleep(2000);
+    await sleep(1000);
     process.kill(w.pid, 'SIGTERM');
     assert.equal(await w.exit(5000), 143, w.err);
     const events = w.events();

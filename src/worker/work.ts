@@ -315,6 +315,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
       if (stopping.signal.aborted) break;
       if (tasks.size >= concurrency) {
         await Promise.race([...[...tasks].map((t) => t.finished), stopped]);
+        idle.busy(); // the idle time counts from the end of the last task
         continue;
       }
       const [message] = await broker.consume(queue, { wait: idle.wait(), signal: stopping.signal, timeout: options.lease });
