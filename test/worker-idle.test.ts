@@ -101,6 +101,16 @@ describe('idle exit', () => {
     broker.close();
   });
 
+  it('the message iterator does not wait for the messages its own caller holds (a batch not acked yet)', { timeout: 10_000 }, async () => {
+    const { broker } = await setup();
+    for (const t of ['a', 'b', 'c']) await broker.publish('q', t);
+    const batch = [];
+    for await (const m of messages(broker, 'q', { idleExit: 0.3 })) batch.push(m);
+    assert.deepEqual(batch.map((m) => m.text), ['a', 'b', 'c']);
+    for (const m of batch) await broker.ack(m);
+    broker.close();
+  });
+
   it("ddmq work --idle-exit runs a dead worker's task before it exits; --idle-ignore-in-flight does not wait for it", async () => {
     const { root, broker } = await setup();
     await deadWorkersMessage(root, 'orphan');

@@ -27,8 +27,11 @@ export interface IdleOptions {
   ignoreInFlight: boolean;
 }
 
-/** Whether anything in the queue can still become work within `windowMs`; cleans expired leases. */
-export async function workPending(broker: Broker, queue: string, windowMs: number, ignoreInFlight: boolean): Promise<boolean> {
+/**
+ * Whether anything in the queue can still become work within `windowMs`; cleans expired
+ * leases. `ownInFlight` in-flight messages are the caller's own, and do not count.
+ */
+export async function workPending(broker: Broker, queue: string, windowMs: number, ignoreInFlight: boolean, ownInFlight = 0): Promise<boolean> {
   const [counts] = await broker.counts(queue);
   if (counts === undefined) return false;
   if (counts.expired > 0) {
@@ -41,7 +44,7 @@ export async function workPending(broker: Broker, queue: string, windowMs: numbe
     return true;
   }
   if (counts.ready > 0) return true;
-  if (!ignoreInFlight && counts.inFlight > 0) return true;
+  if (!ignoreInFlight && counts.inFlight - ownInFlight > 0) return true;
   return counts.nextDue !== null && counts.nextDue * 1000 <= broker.now() + windowMs;
 }
 
@@ -71,11 +74,14 @@ export class IdleClock {
     this.pending = false;
   }
 
-  /** After a consume that found nothing: true once the idle time has passed with nothing that can become work. */
-  async over(): Promise<boolean> {
+  /**
+   * After a consume that found nothing: true once the idle time has passed with nothing
+   * that can become work. `ownInFlight`: in-flight messages the caller holds itself.
+   */
+  async over(ownInFlight = 0): Promise<boolean> {
     const { idleExit } = this.options;
     if (idleExit === undefined) return false;
-    if (await workPending(this.broker, this.queue, idleExit * 1000, this.options.ignoreInFlight)) {
+    if (await workPending(this.broker, this.queue, idleExit * 1000, this.options.ignoreInFlight, ownInFlight)) {
       this.since = Date.now();
       this.pending = true;
       return false;

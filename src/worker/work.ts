@@ -12,11 +12,13 @@
  *   handler's signal is aborted and the message is neither acked nor nacked.
  * - error: the store refused to ack, nack or release it; the worker ends with that error.
  */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import type { Message } from '../format/message.js';
 import { MAX_SECONDS } from '../format/settings.js';
 import type { Broker } from '../store/broker.js';
-import type { NackResult } from '../store/queue.js';
+import { type NackResult, WORK_DIR } from '../store/queue.js';
 import { IdleClock } from './idle.js';
 import { keepLease } from './lease.js';
 
@@ -378,14 +380,32 @@ export async function* messages(
   options: { signal?: AbortSignal; idleExit?: number; idleIgnoresInFlight?: boolean; lease?: number } = {},
 ): AsyncGenerator<Message, void, undefined> {
   const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true });
+  // Messages handed out that the caller may still hold (a batch it has not acked yet):
+  // they are not work that can still come, and must not keep the iterator waiting.
+  const handedOut = new Set<Message>();
   while (!options.signal?.aborted) {
     await yieldToEventLoop();
     const [message] = await broker.consume(queue, { wait: idle.wait(), signal: options.signal, timeout: options.lease });
     if (message !== undefined) {
+      if (options.idleExit !== undefined && options.idleIgnoresInFlight !== true) {
+        handedOut.add(message);
+        if (handedOut.size > HANDED_OUT_KEPT) handedOut.delete(handedOut.values().next().value!);
+      }
       yield message;
       idle.busy();
-    } else if (!options.signal?.aborted && (await idle.over())) {
+    } else if (!options.signal?.aborted && (await idle.over(stillHeld(broker, queue, handedOut)))) {
       return;
     }
   }
+}
+
+/** How many handed-out messages the iterator remembers (the oldest are forgotten). */
+const HANDED_OUT_KEPT = 10_000;
+
+/** How many of the messages are still in flight under the name they were handed out with (or renewed to); forgets the others. */
+function stillHeld(broker: Broker, queue: string, handedOut: Set<Message>): number {
+  for (const m of handedOut) {
+    if (!fs.existsSync(join(broker.root, queue, WORK_DIR, m.filename))) handedOut.delete(m);
+  }
+  return handedOut.size;
 }
