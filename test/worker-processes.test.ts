@@ -184,6 +184,23 @@ describe('ddmq work: stopping', () => {
     assert.equal((await broker.counts('q'))[0]!.ready, 1);
   });
 
+  it('a third SIGINT kills a task that ignores SIGTERM at once, without waiting --kill-after', async () => {
+    const { dir, root, broker } = await queueOf(['a']);
+    const w = startWorker([root, 'q', '--grace', '60', '--kill-after', '60', '--format', 'json', '--', 'sh', '-c', `trap '' TERM; echo $$ > ${dir}/$DDMQ_MESSAGE_ID.pid; exec sleep 60`]);
+    await until(() => pidFiles(dir).length === 1, 10_000, 'the task to start');
+    process.kill(-w.pid, 'SIGINT');
+    await sleep(200);
+    process.kill(-w.pid, 'SIGINT');
+    await sleep(300);
+    assert.ok(pidFiles(dir).every(alive), 'SIGTERM is ignored');
+    const sent = Date.now();
+    process.kill(-w.pid, 'SIGINT');
+    assert.equal(await w.exit(10_000), 130, w.err);
+    assert.ok(Date.now() - sent < 3000, `ended soon after the third signal (${Date.now() - sent} ms)`);
+    assert.deepEqual(w.events().map((e) => [e.event, e.signal]), [['released', 'SIGKILL']]);
+    assert.equal((await broker.counts('q'))[0]!.ready, 1);
+  });
+
   it('a task that dies of a signal while the worker stops (a TERM sent to every process of a job) is released, not failed', async () => {
     const { dir, root, broker } = await queueOf(['a'], {}, { requeue: false });
     const w = startWorker([root, 'q', '--grace', '30', '--format', 'json', '--', ...task(dir)]);
