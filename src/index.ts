@@ -28,5 +28,15 @@ export {
   type ReadyName,
 } from './format/names.js';
 export { VERSION } from './version.js';
-export { work, messages, type Handler, type WorkOptions, type WorkEvent, type WorkStats, type WorkHandle } from './worker/work.js';
+export {
+  work,
+  messages,
+  TaskInterrupted,
+  type Handler,
+  type WorkOptions,
+  type WorkEvent,
+  type WorkEventType,
+  type WorkStats,
+  type WorkHandle,
+} from './worker/work.js';
 export { FolderWatcher, type WatchOptions } from './store/watch.js';

@@ -40,6 +40,8 @@ describe('ddmq work', () => {
     const events = r.out.trim().split('\n').map((l) => JSON.parse(l));
     assert.deepEqual(events.map((e) => [e.event, e.action]), [['failed', 'requeued'], ['failed', 'dropped']]);
     assert.match(events[0].error, /exit code 1/);
+    assert.deepEqual(Object.keys(events[0]), ['event', 'id', 'message', 'action', 'due', 'error', 'exit_code', 'signal', 'ms']);
+    assert.deepEqual([events[0].exit_code, events[0].signal, events[0].message], [1, null, 'bad']);
     assert.equal((await broker.counts('q'))[0]!.ready, 0, 'dropped at its requeue limit');
   });
 
@@ -75,7 +77,7 @@ describe('ddmq work', () => {
     const r = ddmq('work', root, 'q', '--timeout', '1', '--idle-exit', '1', '--format', 'json', '--', 'sleep', '30');
     assert.equal(r.code, 6);
     const [event] = r.out.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual([event.event, event.action], ['failed', 'dropped']);
+    assert.deepEqual([event.event, event.action, event.exit_code, event.signal], ['failed', 'dropped', null, 'SIGTERM']);
     assert.match(event.error, /timed out after 1 s/);
   });
 
@@ -90,7 +92,7 @@ describe('ddmq work', () => {
     assert.deepEqual(left.map((m) => m.text), ['second'], 'the first finished and was acked; the second was never taken');
   });
 
-  it('SIGINT past the grace: the command is killed and its message requeued; exit 130', async () => {
+  it('SIGINT past the grace: the command is ended and its message released (requeued, not counted as an attempt); exit 130', async () => {
     const { root, broker } = await queueOf(['long']);
     const child = spawn(process.execPath, [CLI, 'work', root, 'q', '--grace', '1', '--', 'sh', '-c', 'echo started; exec sleep 60'], { stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
@@ -101,7 +103,7 @@ describe('ddmq work', () => {
     assert.equal(code, 130, err);
     assert.match(err, /0 done, 0 failed, 1 requeued at stop/);
     const [again] = await broker.consume('q');
-    assert.deepEqual([again!.text, again!.requeueCounter], ['long', 1]);
+    assert.deepEqual([again!.text, again!.requeueCounter], ['long', 0]);
   });
 
   it('shows progress on a terminal: done, failed, requeued, running, remaining, rate, ETA', async () => {

@@ -98,7 +98,7 @@ describe('workers', () => {
       { concurrency: 4, idleExit: 0.5, onEvent: (e) => events.push(e) },
     );
     const stats = await worker.done;
-    assert.deepEqual([stats.done, stats.failed, stats.released, stats.running], [20, 1, 0, 0]);
+    assert.deepEqual([stats.done, stats.failed, stats.released, stats.leaseLost, stats.running], [20, 1, 0, 0, 0]);
     assert.ok(most <= 4 && most > 1, `at most 4 at once (saw ${most})`);
     assert.equal(seen.filter((i) => i === 7).length, 2, 'the failed one came back once');
     const failed = events.find((e) => e.type === 'failed')!;
@@ -168,17 +168,63 @@ describe('workers', () => {
     let aborted = false;
     const worker = work(broker, 'q', async (m, { signal }) => {
       if (m.text === 'slow') {
-        signal.addEventListener('abort', () => (aborted = true));
-        await sleep(10_000);
+        await new Promise((resolve) => signal.addEventListener('abort', resolve));
+        aborted = true;
       }
       finished.push(m.text);
     });
     while (!(finished.includes('quick') && worker.stats.running === 1)) await sleep(20); // "slow" is running
     const stats = await worker.stop(0.3);
-    assert.deepEqual([stats.done, stats.released], [1, 1], 'quick was done, slow was requeued');
+    assert.deepEqual([stats.done, stats.released], [1, 1], 'quick was done, slow was released');
     assert.ok(aborted, "the slow handler's signal was aborted");
     const left = await broker.consume('q', { n: 10 });
     assert.deepEqual(left.map((m) => m.text).sort(), ['slow', 'waiting'], 'waiting was never taken');
+    broker.close();
+  });
+
+  it("after the grace, a message is released only once its handler has returned; abortWait bounds that wait", async () => {
+    const { broker } = await setup();
+    await broker.publish('q', 'cleans up', { priority: 0, requeue: false });
+    await broker.publish('q', 'ignores its signal', { priority: 1 });
+    let returned = false;
+    const order: string[] = [];
+    const worker = work(
+      broker,
+      'q',
+      async (m, { signal }) => {
+        if (m.text === 'cleans up') {
+          await new Promise((r) => signal.addEventListener('abort', r));
+          await sleep(300); // cleaning up after the abort
+          returned = true;
+          order.push('returned');
+          throw new Error('aborted');
+        }
+        await sleep(60_000);
+      },
+      {
+        concurrency: 2,
+        abortWait: 1,
+        onEvent: (e) => {
+          order.push(`${e.type} ${e.message.text}`);
+          if (e.message.text === 'cleans up') assert.ok(returned, 'released after the handler returned');
+        },
+      },
+    );
+    while (worker.stats.running < 2) await sleep(10);
+    const started = Date.now();
+    const stats = await worker.stop(0.1);
+    assert.deepEqual([stats.released, stats.failed], [2, 0], 'released, not failed, whatever the handler threw or its requeue setting');
+    assert.deepEqual(order, ['returned', 'released cleans up', 'released ignores its signal']);
+    assert.ok(Date.now() - started < 3000, 'a handler that ignores its signal is waited for abortWait only');
+    assert.deepEqual((await broker.consume('q', { n: 5 })).map((m) => [m.text, m.requeueCounter]), [['cleans up', 0], ['ignores its signal', 0]]);
+    broker.close();
+  });
+
+  it('maxMessages lets running handlers finish, past the grace', async () => {
+    const { broker } = await setup();
+    await broker.publish('q', 'slow');
+    const stats = await work(broker, 'q', () => sleep(600), { maxMessages: 1, grace: 0.1 }).done;
+    assert.deepEqual([stats.done, stats.released], [1, 0]);
     broker.close();
   });
 
@@ -191,7 +237,7 @@ describe('workers', () => {
     while (w.stats.done < 2) await sleep(10);
     ac.abort();
     assert.equal((await w.done).done, 2);
-    for (const bad of [{ concurrency: 0 }, { concurrency: 1.5 }, { lease: -1 }, { grace: NaN }, { idleExit: -2 }]) {
+    for (const bad of [{ concurrency: 0 }, { concurrency: 1.5 }, { lease: -1 }, { lease: 1.5 }, { lease: 0 }, { grace: NaN }, { idleExit: -2 }, { abortWait: -1 }]) {
       assert.throws(() => work(broker, 'q', () => {}, bad), (e) => isDdmqError(e, 'INVALID_ARGUMENT'), JSON.stringify(bad));
     }
     broker.close();

@@ -1,11 +1,26 @@
 /**
  * Workers: run a handler for each message of a queue, with a concurrency limit, leases
- * kept alive while handlers run, and an orderly stop. Success acks; a thrown error nacks
- * (requeue within the message's and the queue's limits).
+ * kept alive while handlers run, and an orderly stop.
+ *
+ * Each message taken ends in exactly one event:
+ * - done: the handler returned; acked.
+ * - failed: the handler threw; nacked (requeued after the retry backoff, dropped or
+ *   dead-lettered, by the settings).
+ * - released: the worker stopped it (stop() or a store error), or the handler threw
+ *   TaskInterrupted; given back untried, ready at once, not counted as an attempt.
+ * - lease-lost: the lease could not be kept (another client took the message back); the
+ *   handler's signal is aborted and the message is neither acked nor nacked.
+ * - error: the store refused to ack, nack or release it; the worker ends with that error.
  */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import type { Message } from '../format/message.js';
+import { MAX_SECONDS } from '../format/settings.js';
 import type { Broker } from '../store/broker.js';
+import { type NackResult, WORK_DIR } from '../store/queue.js';
+import { IdleClock } from './idle.js';
+import { keepLease } from './lease.js';
 
 export type Handler = (message: Message, context: { signal: AbortSignal }) => unknown;
 
@@ -13,41 +28,59 @@ export interface WorkOptions {
   /** Handlers running at once (default 1). */
   concurrency?: number;
   /**
-   * Lease of each message in seconds (default: the message's own timeout, else the
+   * Lease of each message in whole seconds (default: the message's own timeout, else the
    * queue's message_timeout). While its handler runs the lease is renewed every third of
    * it, so a task may take longer than its lease as long as its process lives; if the
    * process dies, the message comes back within one lease (plus expiry_grace).
    */
   lease?: number;
-  /** Seconds stop() lets running handlers finish before it aborts them and requeues their messages (default 30). */
+  /** Seconds stop() lets running handlers finish before it aborts them and releases their messages (default 30). */
   grace?: number;
-  /** Stop after this many messages were taken. */
+  /**
+   * Seconds a handler has to return once its signal is aborted (default 10). After that
+   * its message is released anyway (or, its lease lost, its place freed) and what it does
+   * later is ignored.
+   */
+  abortWait?: number;
+  /** Stop after this many messages were taken (running handlers finish first). */
   maxMessages?: number;
-  /** Stop once the queue has been empty, with nothing running, for this many seconds. */
+  /**
+   * End once nothing in the queue could become work for this many seconds: nothing
+   * ready, nothing in flight on any host, nothing delayed that is due within this time.
+   */
   idleExit?: number;
+  /** With idleExit: messages in flight elsewhere do not keep the worker (only ready and due ones do). */
+  idleIgnoresInFlight?: boolean;
   /** Aborting it stops the worker, as stop() does. */
   signal?: AbortSignal;
-  /** Told of every message that finishes. */
+  /** Told of every message that ends, and of warnings about one (a lease renewal that failed). */
   onEvent?: (event: WorkEvent) => void;
 }
 
+export type WorkEventType = 'done' | 'failed' | 'released' | 'lease-lost' | 'warning' | 'error';
+
 export interface WorkEvent {
-  type: 'done' | 'failed' | 'released' | 'lease-lost';
+  type: WorkEventType;
   message: Message;
   /** For 'failed': what nack did; for 'released': requeued. */
-  action?: 'requeued' | 'dropped' | 'dead-lettered';
+  action?: NackResult['action'];
+  /** For 'failed' and requeued after a backoff: the epoch second it is ready again. */
+  due?: number;
+  /** failed: what the handler threw; lease-lost, warning, error: what the store said. */
   error?: unknown;
-  /** Milliseconds the handler ran. */
+  /** Milliseconds since the handler started. */
   ms: number;
 }
 
 export interface WorkStats {
   /** Handled and acked. */
   done: number;
-  /** The handler threw: nacked (requeued or dropped). */
+  /** The handler threw: nacked (requeued after the backoff, dropped or dead-lettered). */
   failed: number;
-  /** Still running at stop after the grace period: requeued. */
+  /** Stopped by the worker's stop (or interrupted): given back untried, ready at once. */
   released: number;
+  /** Their lease was lost while they ran: neither acked nor nacked. */
+  leaseLost: number;
   /** Running now. */
   running: number;
 }
@@ -55,138 +88,280 @@ export interface WorkStats {
 export interface WorkHandle {
   /** Counters, live. */
   readonly stats: WorkStats;
-  /** Resolves when the worker has ended (stopped, maxMessages or idleExit reached). */
+  /**
+   * Resolves when the worker has ended (stopped, maxMessages or idleExit reached). Rejects
+   * with the store's error (a DdmqError) if the store refused an operation; running
+   * handlers were then stopped and their messages released where possible. The worker
+   * itself never leaves a rejection unhandled.
+   */
   readonly done: Promise<WorkStats>;
-  /** Stops taking messages, lets running handlers finish within the grace, then requeues the rest. */
+  /**
+   * Stops taking messages and lets running handlers finish within the grace; then aborts
+   * their signals and releases their messages once they have returned. Called again, a
+   * shorter grace applies (stop(0): abort them now).
+   */
   stop(grace?: number): Promise<WorkStats>;
 }
+
+/**
+ * Thrown by a handler whose task was interrupted from outside rather than failed: its
+ * message is released (ready again at once, not counted as an attempt), not nacked.
+ */
+export class TaskInterrupted extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TaskInterrupted';
+  }
+}
+
+type Outcome = { ok: true } | { ok: false; error: unknown };
 
 interface Task {
   message: Message;
   controller: AbortController;
+  started: number;
+  /** Why its signal was aborted. */
+  aborted?: 'stop' | 'lease-lost';
   finished: Promise<void>;
-  released: boolean;
 }
 
-/** Starts a worker on a queue; see WorkOptions. */
-export function work(broker: Broker, queue: string, handler: Handler, options: WorkOptions = {}): WorkHandle {
+/** Lets timers, I/O and signals run: consume, a failed spawn and nack can all finish without it. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function checkOptions(options: WorkOptions): void {
   const concurrency = options.concurrency ?? 1;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
     throw new DdmqError('INVALID_ARGUMENT', `invalid concurrency ${JSON.stringify(concurrency)}: expected a whole number, at least 1`);
   }
-  for (const key of ['lease', 'grace', 'maxMessages', 'idleExit'] as const) {
+  for (const key of ['grace', 'abortWait', 'maxMessages', 'idleExit'] as const) {
     const v = options[key];
-    if (v !== undefined && !(typeof v === 'number' && v >= 0 && Number.isFinite(v))) {
+    if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= MAX_SECONDS)) {
       throw new DdmqError('INVALID_ARGUMENT', `invalid ${key} ${JSON.stringify(v)}: expected a number, 0 or more`);
     }
   }
-  const stats: WorkStats = { done: 0, failed: 0, released: 0, running: 0 };
+  const lease = options.lease;
+  if (lease !== undefined && !(Number.isSafeInteger(lease) && lease >= 1 && lease <= MAX_SECONDS)) {
+    throw new DdmqError('INVALID_ARGUMENT', `invalid lease ${JSON.stringify(lease)}: expected a whole number of seconds, at least 1`);
+  }
+}
+
+/** Starts a worker on a queue; see WorkOptions. */
+export function work(broker: Broker, queue: string, handler: Handler, options: WorkOptions = {}): WorkHandle {
+  checkOptions(options);
+  const concurrency = options.concurrency ?? 1;
+  const abortWait = options.abortWait ?? 10;
+  const stats: WorkStats = { done: 0, failed: 0, released: 0, leaseLost: 0, running: 0 };
   const tasks = new Set<Task>();
+  /** Aborted when the worker stops taking messages. */
   const stopping = new AbortController();
   let grace = options.grace ?? 30;
+  let graceEnds: number | undefined;
+  let graceTimer: NodeJS.Timeout | undefined;
+  let graceOver = false;
+  let failure: { error: unknown } | undefined;
   let taken = 0;
-  const emit = (event: WorkEvent) => options.onEvent?.(event);
-  if (options.signal?.aborted) stopping.abort();
-  options.signal?.addEventListener('abort', () => stopping.abort(), { once: true });
+  let ended = false;
   const stopped = new Promise<void>((resolve) => stopping.signal.addEventListener('abort', () => resolve(), { once: true }));
 
-  const run = (message: Message, lease: number): Task => {
+  const emit = (event: WorkEvent) => {
+    try {
+      options.onEvent?.(event);
+    } catch (err) {
+      fail(err);
+    }
+  };
+
+  const abortTask = (task: Task, why: 'stop' | 'lease-lost') => {
+    if (task.aborted !== undefined) return;
+    task.aborted = why;
+    task.controller.abort(
+      why === 'stop'
+        ? new TaskInterrupted(`the worker is stopping: ${queue}/${task.message.id} is given back`)
+        : new DdmqError('NOT_IN_FLIGHT', `the lease of ${queue}/${task.message.id} was lost`),
+    );
+  };
+
+  /** The grace is over: every running handler is aborted, and its message released once it returns. */
+  const endGrace = () => {
+    graceOver = true;
+    clearTimeout(graceTimer);
+    for (const task of tasks) abortTask(task, 'stop');
+  };
+
+  const beginStop = (newGrace?: number) => {
+    if (newGrace !== undefined) grace = newGrace;
+    const ends = Date.now() + grace * 1000;
+    if (!ended && !graceOver && (graceEnds === undefined || ends < graceEnds)) {
+      graceEnds = ends;
+      clearTimeout(graceTimer);
+      if (grace === 0) endGrace();
+      else graceTimer = setTimeout(endGrace, ends - Date.now());
+    }
+    stopping.abort();
+  };
+
+  /** A store error (or a throwing onEvent): take nothing more, stop running handlers now. */
+  const fail = (error: unknown) => {
+    failure ??= {
+      error: isDdmqError(error)
+        ? new DdmqError(error.code, `worker on queue ${queue} stopped: ${error.message}`, { path: error.path, osCode: error.osCode, cause: error })
+        : error,
+    };
+    stopping.abort();
+    endGrace();
+  };
+
+  if (options.signal?.aborted) beginStop();
+  options.signal?.addEventListener('abort', () => beginStop(), { once: true });
+
+  /** Runs the handler; once its signal is aborted it has abortWait seconds to return. */
+  const runHandler = (task: Task): Promise<Outcome> => {
+    const settled: Promise<Outcome> = Promise.resolve()
+      .then(() => handler(task.message, { signal: task.controller.signal }))
+      .then(
+        () => ({ ok: true }) as const,
+        (error: unknown) => ({ ok: false, error }) as const,
+      );
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      timer = setTimeout(() => giveUp({ ok: false, error: new Error(`the handler did not return within ${abortWait} s of its abort`) }), abortWait * 1000);
+    };
+    let giveUp: (o: Outcome) => void = () => {};
+    const abandoned = new Promise<Outcome>((resolve) => (giveUp = resolve));
+    if (task.controller.signal.aborted) onAbort();
+    else task.controller.signal.addEventListener('abort', onAbort, { once: true });
+    return Promise.race([settled, abandoned]).finally(() => {
+      clearTimeout(timer);
+      task.controller.signal.removeEventListener('abort', onAbort);
+    });
+  };
+
+  const start = (message: Message, lease: number) => {
     const controller = new AbortController();
-    const started = Date.now();
-    const task: Task = { message, controller, released: false, finished: Promise.resolve() };
-    // Renew the lease every third of it while the handler runs.
-    const renew = setInterval(() => {
-      broker.extend(message, lease).catch((err: unknown) => {
-        if (!isDdmqError(err, 'NOT_IN_FLIGHT') || task.released) return;
-        emit({ type: 'lease-lost', message, error: err, ms: Date.now() - started });
-      });
-    }, Math.max(1000, (lease * 1000) / 3));
+    const task: Task = { message, controller, started: Date.now(), finished: Promise.resolve() };
+    const ms = () => Date.now() - task.started;
+    let reportedLost = false;
+    const leaseLost = (error: unknown) => {
+      if (reportedLost) return;
+      reportedLost = true;
+      stats.leaseLost++;
+      abortTask(task, 'lease-lost');
+      emit({ type: 'lease-lost', message, error, ms: ms() });
+    };
+    const keeper = keepLease(broker, message, lease, {
+      onLost: leaseLost,
+      onWarning: (error) => emit({ type: 'warning', message, error, ms: ms() }),
+    });
+    // A worker that is stopping aborts what it starts at once.
+    if (graceOver) abortTask(task, 'stop');
     task.finished = (async () => {
       try {
-        await handler(message, { signal: controller.signal });
-        if (task.released) return;
-        await broker.ack(message);
-        stats.done++;
-        emit({ type: 'done', message, ms: Date.now() - started });
-      } catch (error) {
-        if (task.released) return;
-        if (isDdmqError(error, 'NOT_IN_FLIGHT')) {
-          emit({ type: 'lease-lost', message, error, ms: Date.now() - started });
-          return;
-        }
+        const outcome = await runHandler(task);
+        await keeper.stop();
+        if (reportedLost) return;
         try {
-          const reason = error instanceof Error ? error.message : String(error);
-          const { action } = await broker.nack(message, { error: reason });
-          stats.failed++;
-          emit({ type: 'failed', message, action, error, ms: Date.now() - started });
-        } catch (nackError) {
-          if (!isDdmqError(nackError, 'NOT_IN_FLIGHT')) throw nackError;
-          emit({ type: 'lease-lost', message, error, ms: Date.now() - started });
+          if (task.aborted === 'stop' || (!outcome.ok && outcome.error instanceof TaskInterrupted)) {
+            const { action } = await broker.release(message);
+            stats.released++;
+            emit({ type: 'released', message, action, ...(outcome.ok ? {} : { error: outcome.error }), ms: ms() });
+          } else if (outcome.ok) {
+            await broker.ack(message);
+            stats.done++;
+            emit({ type: 'done', message, ms: ms() });
+          } else {
+            const reason = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
+            const { action, due } = await broker.nack(message, { error: reason });
+            stats.failed++;
+            emit({ type: 'failed', message, action, ...(due === undefined ? {} : { due }), error: outcome.error, ms: ms() });
+          }
+        } catch (err) {
+          if (isDdmqError(err, 'NOT_IN_FLIGHT')) {
+            leaseLost(err);
+          } else {
+            emit({ type: 'error', message, error: err, ms: ms() });
+            fail(err);
+          }
         }
+      } catch (err) {
+        fail(err); // a bug of ours; never left unhandled
       } finally {
-        clearInterval(renew);
         tasks.delete(task);
         stats.running = tasks.size;
       }
     })();
     tasks.add(task);
     stats.running = tasks.size;
-    return task;
   };
 
-  const loop = async (): Promise<WorkStats> => {
+  const releaseUntried = async (message: Message) => {
+    try {
+      const { action } = await broker.release(message);
+      stats.released++;
+      emit({ type: 'released', message, action, ms: 0 });
+    } catch (err) {
+      if (isDdmqError(err, 'NOT_IN_FLIGHT')) {
+        stats.leaseLost++;
+        emit({ type: 'lease-lost', message, error: err, ms: 0 });
+      } else {
+        emit({ type: 'error', message, error: err, ms: 0 });
+        fail(err);
+      }
+    }
+  };
+
+  const loop = async (): Promise<void> => {
     const settings = await broker.settings(queue);
-    let idleSince = Date.now();
+    const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true });
     while (!stopping.signal.aborted && (options.maxMessages === undefined || taken < options.maxMessages)) {
+      await yieldToEventLoop();
+      if (stopping.signal.aborted) break;
       if (tasks.size >= concurrency) {
         await Promise.race([...[...tasks].map((t) => t.finished), stopped]);
+        idle.busy(); // the idle time counts from the end of the last task
         continue;
       }
-      // Wait a while for a message, but wake up to check idleExit and stop.
-      const wait = options.idleExit === undefined ? 5 : Math.max(0, Math.min(5, options.idleExit - (Date.now() - idleSince) / 1000));
-      const [message] = await broker.consume(queue, { wait, signal: stopping.signal, timeout: options.lease });
+      const [message] = await broker.consume(queue, { wait: idle.wait(), signal: stopping.signal, timeout: options.lease });
       if (message === undefined) {
-        if (tasks.size > 0) idleSince = Date.now();
-        if (options.idleExit !== undefined && tasks.size === 0 && Date.now() - idleSince >= options.idleExit * 1000) break;
+        if (stopping.signal.aborted) break;
+        if (tasks.size > 0) idle.busy();
+        else if (await idle.over()) break;
         continue;
       }
       taken++;
-      idleSince = Date.now();
-      run(message, options.lease ?? message.timeout ?? settings.message_timeout);
+      idle.busy();
+      if (stopping.signal.aborted) {
+        // Taken just as the stop came: given back untried.
+        await releaseUntried(message);
+        break;
+      }
+      start(message, options.lease ?? message.timeout ?? settings.message_timeout);
     }
-    await finish();
+  };
+
+  const run = async (): Promise<WorkStats> => {
+    try {
+      await loop();
+    } catch (err) {
+      fail(err);
+    }
+    // Running handlers finish (within the grace, if the worker is stopping).
+    while (tasks.size > 0) await Promise.all([...tasks].map((t) => t.finished));
+    ended = true;
+    clearTimeout(graceTimer);
+    if (failure !== undefined) throw failure.error;
     return { ...stats };
   };
 
-  // Lets running handlers finish within the grace; then aborts them and requeues their messages.
-  const finish = async () => {
-    if (tasks.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, grace * 1000)));
-    await Promise.race([Promise.all([...tasks].map((t) => t.finished)), graceOver]);
-    clearTimeout(timer);
-    for (const task of [...tasks]) {
-      task.released = true;
-      task.controller.abort();
-      try {
-        await broker.nack(task.message, { requeue: true });
-        stats.released++;
-        emit({ type: 'released', message: task.message, action: 'requeued', ms: 0 });
-      } catch (err) {
-        if (!isDdmqError(err, 'NOT_IN_FLIGHT')) throw err;
-      }
-      tasks.delete(task);
-    }
-    stats.running = tasks.size;
-  };
-
-  const done = loop();
+  const done = run();
+  done.catch(() => {}); // the caller hears of it through done; the process is not ended by it
   return {
     stats,
     done,
     stop(stopGrace?: number) {
-      if (stopGrace !== undefined) grace = stopGrace;
-      stopping.abort();
+      if (stopGrace !== undefined && !(typeof stopGrace === 'number' && stopGrace >= 0)) {
+        throw new DdmqError('INVALID_ARGUMENT', `invalid grace ${JSON.stringify(stopGrace)}: expected a number, 0 or more`);
+      }
+      beginStop(stopGrace);
       return done;
     },
   };
@@ -195,22 +370,42 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
 /**
  * The messages of a queue as an async iterator: each is taken as it comes (waiting while
  * the queue is empty) and is the caller's to ack or nack. Ends when the signal aborts, or
- * once the queue has been empty for `idleExit` seconds.
+ * once nothing in the queue could become work for `idleExit` seconds (as for workers:
+ * nothing ready, nothing in flight anywhere unless `idleIgnoresInFlight`, nothing delayed
+ * that is due within that time).
  */
 export async function* messages(
   broker: Broker,
   queue: string,
-  options: { signal?: AbortSignal; idleExit?: number; lease?: number } = {},
+  options: { signal?: AbortSignal; idleExit?: number; idleIgnoresInFlight?: boolean; lease?: number } = {},
 ): AsyncGenerator<Message, void, undefined> {
-  let idleSince = Date.now();
+  const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true });
+  // Messages handed out that the caller may still hold (a batch it has not acked yet):
+  // they are not work that can still come, and must not keep the iterator waiting.
+  const handedOut = new Set<Message>();
   while (!options.signal?.aborted) {
-    const wait = options.idleExit === undefined ? 5 : Math.max(0, Math.min(5, options.idleExit - (Date.now() - idleSince) / 1000));
-    const [message] = await broker.consume(queue, { wait, signal: options.signal, timeout: options.lease });
+    await yieldToEventLoop();
+    const [message] = await broker.consume(queue, { wait: idle.wait(), signal: options.signal, timeout: options.lease });
     if (message !== undefined) {
+      if (options.idleExit !== undefined && options.idleIgnoresInFlight !== true) {
+        handedOut.add(message);
+        if (handedOut.size > HANDED_OUT_KEPT) handedOut.delete(handedOut.values().next().value!);
+      }
       yield message;
-      idleSince = Date.now();
-    } else if (options.idleExit !== undefined && Date.now() - idleSince >= options.idleExit * 1000) {
+      idle.busy();
+    } else if (!options.signal?.aborted && (await idle.over(stillHeld(broker, queue, handedOut)))) {
       return;
     }
   }
+}
+
+/** How many handed-out messages the iterator remembers (the oldest are forgotten). */
+const HANDED_OUT_KEPT = 10_000;
+
+/** How many of the messages are still in flight under the name they were handed out with (or renewed to); forgets the others. */
+function stillHeld(broker: Broker, queue: string, handedOut: Set<Message>): number {
+  for (const m of handedOut) {
+    if (!fs.existsSync(join(broker.root, queue, WORK_DIR, m.filename))) handedOut.delete(m);
+  }
+  return handedOut.size;
 }
