@@ -19,7 +19,8 @@ Exit codes:
   5  ack/nack/del_msg: a message is not in flight (lease lost) or not found
   6  work: one or more tasks failed (their messages were nacked)
   7  a command over several queues handled some and failed for others (each named on stderr)
-  130, 143  work: stopped by SIGINT or SIGTERM (running tasks got the grace period)
+  129, 130, 143  work: stopped by SIGHUP, SIGINT or SIGTERM (running tasks got the grace
+                 period, then were ended and their messages released)
 
 Examples:
   ddmq create -f /tmp/ddmq tasks

@@ -67,6 +67,8 @@ export const EXIT = {
   TASKS_FAILED: 6,
   /** A command over several queues handled some of them and failed for others (named on stderr). */
   PARTIAL: 7,
+  /** work: stopped by SIGHUP (128 + 1): the terminal hung up. */
+  SIGHUP: 129,
   /** work: stopped by SIGINT (128 + 2). */
   SIGINT: 130,
   /** work: stopped by SIGTERM (128 + 15). */

@@ -592,6 +592,11 @@ export class Broker implements QueueHost {
     return (await this.queue(target.queue)).extend(target, Number(filenameOrSeconds));
   }
 
+  /** Whether a consumed message is still in flight under its file name (its lease was not lost, it was not acked). */
+  async isInFlight(msg: Message): Promise<boolean> {
+    return (await this.queue(msg.queue)).isInFlight(msg.filename);
+  }
+
   /** Deletes one message, ready or in flight, by file name; returns its path. */
   async deleteMessage(queue: string, filename: string): Promise<string> {
     return (await this.queue(queue)).deleteMessage(filename);

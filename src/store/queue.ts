@@ -29,6 +29,7 @@ import { checkSetting, MAX_SECONDS, type Settings, type SettingsLayer } from '..
 import {
   claimRename,
   ensureDir,
+  entryKind,
   exists,
   fsyncDir,
   errnoOf,
@@ -671,6 +672,12 @@ export class Queue {
     const msg = this.readClaimed(claimed);
     if (msg === null) throw new DdmqError('CORRUPT_MESSAGE', `message ${this.name}/${name} could not be read`);
     return { msg, claimed };
+  }
+
+  /** Whether an in-flight file of this name is there (a look-up, not a claim). */
+  isInFlight(name: string): boolean {
+    checkMessageFileName(name, ['in-flight']);
+    return entryKind(this.workSlash + name) !== null;
   }
 
   /** Renews a lease: the in-flight file is renamed to a later expiry. Returns its new name. */

@@ -12,13 +12,11 @@
  *   handler's signal is aborted and the message is neither acked nor nacked.
  * - error: the store refused to ack, nack or release it; the worker ends with that error.
  */
-import * as fs from 'node:fs';
-import { join } from 'node:path';
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import type { Message } from '../format/message.js';
 import { MAX_SECONDS } from '../format/settings.js';
 import type { Broker } from '../store/broker.js';
-import { type NackResult, WORK_DIR } from '../store/queue.js';
+import type { NackResult } from '../store/queue.js';
 import { IdleClock } from './idle.js';
 import { keepLease } from './lease.js';
 
@@ -393,7 +391,7 @@ export async function* messages(
       }
       yield message;
       idle.busy();
-    } else if (!options.signal?.aborted && (await idle.over(stillHeld(broker, queue, handedOut)))) {
+    } else if (!options.signal?.aborted && (await idle.over(await stillHeld(broker, handedOut)))) {
       return;
     }
   }
@@ -403,9 +401,7 @@ export async function* messages(
 const HANDED_OUT_KEPT = 10_000;
 
 /** How many of the messages are still in flight under the name they were handed out with (or renewed to); forgets the others. */
-function stillHeld(broker: Broker, queue: string, handedOut: Set<Message>): number {
-  for (const m of handedOut) {
-    if (!fs.existsSync(join(broker.root, queue, WORK_DIR, m.filename))) handedOut.delete(m);
-  }
+async function stillHeld(broker: Broker, handedOut: Set<Message>): Promise<number> {
+  for (const m of handedOut) if (!(await broker.isInFlight(m))) handedOut.delete(m);
   return handedOut.size;
 }

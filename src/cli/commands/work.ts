@@ -6,8 +6,6 @@ import type { TaskEnd } from '../run-task.js';
 import { openBroker } from '../open.js';
 import { type CommandSpec, DEBUG, EXIT, FORMAT, ROOT_ARG, VERBOSE } from '../spec.js';
 
-/** work: stopped by SIGHUP (128 + 1), the terminal hung up. */
-const EXIT_SIGHUP = 129;
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 /** Seconds, past --kill-after and the wait for a killed group, that the worker waits for a task's runner. */
 const RUNNER_MARGIN = 10;
@@ -192,7 +190,7 @@ export const workCommand: CommandSpec = {
     try {
       const stats = await worker.done;
       summary();
-      if (interrupted) return interrupted === 'SIGINT' ? EXIT.SIGINT : interrupted === 'SIGTERM' ? EXIT.SIGTERM : EXIT_SIGHUP;
+      if (interrupted) return interrupted === 'SIGINT' ? EXIT.SIGINT : interrupted === 'SIGTERM' ? EXIT.SIGTERM : EXIT.SIGHUP;
       return stats.failed > 0 ? EXIT.TASKS_FAILED : EXIT.OK;
     } catch (err) {
       summary();
