@@ -275,4 +275,164 @@ describe('differences on a shared tree (the README table)', { skip: PYTHON === u
     assert.equal((await broker2.clean('q'))[0]!.requeued, 1);
     assert.equal((await broker2.consumeOne('q'))!.priority, 0);
   });
+  it("delayed/: the original's view and consume do not see it, its purge leaves it, its delete stops at it", async () => {
+    const { root, broker } = await tree();
+    await broker.publish('q', 'now');
+    const later = await broker.publish('q', 'later', { delay: 300 });
+    assert.deepEqual(JSON.parse(original('view', root)), { q: [1, 0] });
+    assert.deepEqual(((await broker.counts('q'))[0]!), { queue: 'q', ready: 1, delayed: 1, inFlight: 0, expired: 0, corrupt: 0, nextDue: later.due });
+    assert.equal(JSON.parse(original('consume', root, 'q')).message, 'now');
+    assert.equal(original('consume', root, 'q'), '', 'nothing else to consume for the original');
+    assert.deepEqual(JSON.parse(original('purge', root, 'q')), [0, 1]);
+    assert.equal(ls(join(root, 'q', 'delayed')).length, 1, 'purge left the delayed message');
+    const r = originalRun('delete', root, 'q');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /OSError: .*Directory not empty.*aborting deletion/);
+    // Half done: ddmq.yaml and work/ are gone, so the folder is no queue to either tool...
+    assert.deepEqual(ls(join(root, 'q')), ['delayed']);
+    assert.equal(original('queues', root), '');
+    assert.deepEqual(await (await Broker.open(root)).listQueues(), []);
+    // ...and the delayed message waits there until a create makes the folder a queue again.
+    const again = await Broker.open(root);
+    assert.equal(await again.createQueue('q'), true);
+    assert.equal((await again.counts('q'))[0]!.delayed, 1);
+  });
+
+  it("once the delayed messages are due, our clean removes the empty delayed/, and the original's delete completes", async () => {
+    const { root } = await tree();
+    const past = await Broker.open(root, { now: () => Date.now() - 3_600_000 });
+    await past.publish('q', 'was delayed', { delay: 60 });
+    assert.equal(ls(join(root, 'q', 'delayed')).length, 1);
+    await (await Broker.open(root)).clean('q');
+    assert.deepEqual(ls(join(root, 'q')).filter((n) => !n.includes('.ddmq')), ['ddmq.yaml', 'work'], 'delayed/ removed');
+    assert.equal(JSON.parse(original('consume', root, 'q')).message, 'was delayed');
+    original('delete', root, 'q');
+    assert.deepEqual(ls(root), ['ddmq.yaml']);
+  });
+
+  it("corrupt/ and a temporary file of ours: the original's view ignores them, its delete stops at them", async () => {
+    const { root } = await tree();
+    const warnings: string[] = [];
+    const broker = await Broker.open(root, { onWarning: (w) => warnings.push(w.message) });
+    const bad = join(root, 'q', `999.${Date.now()}000000.ddmq0123456789abcdef0123456789abcdef`);
+    fs.writeFileSync(bad, 'not json');
+    setMtime(bad, 60_000);
+    assert.deepEqual(await broker.consume('q'), []);
+    assert.equal(warnings.length, 1);
+    assert.equal(ls(join(root, 'q', 'corrupt')).length, 1);
+    assert.deepEqual(JSON.parse(original('view', root)), { q: [0, 0] });
+    assert.equal(originalRun('delete', root, 'q').status, 1);
+    assert.deepEqual(ls(join(root, 'q')), ['corrupt']);
+
+    const { root: root2 } = await tree();
+    fs.writeFileSync(join(root2, 'q', '.tmp-12345-0123abcd'), '{"message": "half wri');
+    assert.deepEqual(JSON.parse(original('view', root2)), { q: [0, 0] });
+    assert.equal(originalRun('delete', root2, 'q').status, 1);
+    assert.deepEqual(ls(join(root2, 'q')), ['.tmp-12345-0123abcd']);
+  });
+
+  it('the original ignores dead_letter and the queue-level requeue_limit and retry settings; its nack checks no limit', async () => {
+    const { root, broker } = await tree();
+    await broker.setSettings('q', { requeue_limit: 1, dead_letter: 'failed', retry_delay: 100 });
+    // No limit of its own: ours comes from the queue (1), the original sees none.
+    await broker.publish('q', 'queue limit');
+    for (let counter = 0; counter < 3; counter++) {
+      const [m] = await broker.consume('q', { skipCleaning: true });
+      assert.equal(m!.requeueCounter, counter);
+      expire(root, 'q', m!.filename);
+      assert.equal(original('clean', root, 'q').trim(), '1', `requeued with counter ${counter}, past the queue's limit of 1`);
+    }
+    // Its nack requeues at once into the queue (no backoff in delayed/), whatever the limit.
+    const [m] = await broker.consume('q', { skipCleaning: true });
+    assert.equal(original('nack', root, 'q', m!.filename).trim(), 'requeued');
+    assert.deepEqual([ls(join(root, 'q', 'delayed')), readyFile(root, 'q').requeue_counter], [[], 4]);
+    await broker.purge('q');
+
+    // A limit of its own: the original deletes the message at it; nothing reaches "failed".
+    await broker.publish('q', 'own limit', { requeueLimit: 1 });
+    const [a] = await broker.consume('q', { skipCleaning: true });
+    expire(root, 'q', a!.filename);
+    assert.equal(original('clean', root, 'q').trim(), '1');
+    const [b] = await broker.consume('q', { skipCleaning: true });
+    assert.equal(b!.requeueCounter, 1);
+    const expired = expire(root, 'q', b!.filename);
+    const copy = join(tempDir(), 'copy');
+    fs.copyFileSync(join(root, 'q', 'work', expired), copy);
+    assert.equal(original('clean', root, 'q').trim(), '0');
+    assert.deepEqual([ls(join(root, 'q')).filter((n) => n.includes('.ddmq')), ls(join(root, 'q', 'work'))], [[], []]);
+    assert.equal(fs.existsSync(join(root, 'failed')), false, 'no dead letter');
+    // The same file cleaned by us goes to the dead-letter queue.
+    fs.copyFileSync(copy, join(root, 'q', 'work', expired));
+    assert.equal((await (await Broker.open(root)).clean('q'))[0]!.deadLettered, 1);
+    assert.equal(ls(join(root, 'failed')).filter((n) => n.includes('.ddmq')).length, 1);
+  });
+
+  it("the original's requeue is a new message: new id and number; its timeout and keys it does not know are dropped", async () => {
+    const { root, broker } = await tree();
+    const sent = await broker.publish('q', { task: 1 }, { timeout: 900, extra: { headers: { h: 1 } } });
+    const [m] = await broker.consume('q');
+    await broker.nack(m!, { requeue: true, error: 'boom' });
+    const [again] = await broker.consume('q');
+    // Ours keeps them all.
+    assert.deepEqual([again!.id, again!.timeout, again!.extra], [sent.id, 900, { headers: { h: 1 }, last_error: 'boom' }]);
+    expire(root, 'q', again!.filename);
+    assert.equal(original('clean', root, 'q').trim(), '1');
+    const file = readyFile(root, 'q');
+    assert.notEqual(file.id, sent.id);
+    assert.deepEqual([file.message, file.timeout, file.requeue_counter, 'headers' in file, 'last_error' in file], [{ task: 1 }, null, 2, false, false]);
+    // A falsy payload comes back as "".
+    await broker.purge('q');
+    await broker.publish('q', 0);
+    const [zero] = await broker.consume('q');
+    expire(root, 'q', zero!.filename);
+    original('clean', root, 'q');
+    assert.equal(readyFile(root, 'q').message, '');
+  });
+
+  it('expiry: the original takes a lease back as soon as it runs out, each tool by its own clock; we wait expiry_grace', async () => {
+    const { root } = await tree();
+    const past = await Broker.open(root, { now: () => Date.now() - 11_000 });
+    await past.publish('q', 'ten seconds over');
+    await past.consume('q', { timeout: 1 }); // ran out 10 s ago, by this host's clock
+    const broker = await Broker.open(root);
+    assert.deepEqual([(await broker.counts('q'))[0]!.expired, (await broker.clean('q'))[0]!.requeued], [0, 0]);
+    assert.equal(original('clean', root, 'q').trim(), '1');
+  });
+
+  it('the original sorts names as text and reads priority 0 as unset when it publishes', async () => {
+    const { root, broker } = await tree();
+    for (const p of [999, 1000, 2]) await broker.publish('q', `p${p}`, { priority: p });
+    const order = [1, 2, 3].map(() => JSON.parse(original('consume', root, 'q')).message);
+    assert.deepEqual(order, ['p1000', 'p2', 'p999']);
+    assert.equal(JSON.parse(original('publish', root, 'q', 'zero', 0)).priority, 999);
+    await broker.publish('q', 'ours at 0', { priority: 0 });
+    assert.equal(JSON.parse(original('consume', root, 'q')).message, 'ours at 0', 'it reads our priority 0 from the name');
+  });
+
+  it("the original's clean rewrites the queue's ddmq.yaml: our keys stay, and its `cleaned` holds off our consume's own clean", async () => {
+    const { root, broker } = await tree();
+    await broker.setSettings('q', { dead_letter: 'failed', requeue_limit: 3, message_timeout: 900 });
+    const before = Math.floor(Date.now() / 1000);
+    original('clean', root, 'q');
+    assert.deepEqual(ls(join(root, 'q')), ['ddmq.yaml', 'work'], 'no ddmq.yaml.intermediate left');
+    const file = await broker.readSettingsFile('q');
+    assert.deepEqual({ ...file, cleaned: undefined }, { dead_letter: 'failed', requeue_limit: 3, message_timeout: 900, cleaned: undefined });
+    assert.ok((file.cleaned as number) >= before);
+    // An expired lease of ours is not taken back by our consume within the minute after.
+    const past = await Broker.open(root, { now: () => Date.now() - 3_600_000 });
+    await past.publish('q', 'expired');
+    await past.consume('q', { timeout: 1, skipCleaning: true });
+    const fresh = await Broker.open(root);
+    assert.deepEqual(await fresh.consume('q'), []);
+    assert.equal(ls(join(root, 'q', 'work')).length, 1);
+  });
+
+  it('a queue the original creates holds all five defaults, so root settings no longer reach it', async () => {
+    const { root, broker } = await tree();
+    await broker.setSettings(undefined, { message_timeout: 1234 });
+    assert.equal(original('create', root, 'theirs').trim(), 'true');
+    const fresh = await Broker.open(root);
+    assert.deepEqual(Object.keys(await fresh.readSettingsFile('theirs')).sort(), ['cleaned', 'message_timeout', 'priority', 'requeue', 'requeue_prio']);
+    assert.deepEqual([(await fresh.settings('q')).message_timeout, (await fresh.settings('theirs')).message_timeout], [1234, 600]);
+  });
 });
