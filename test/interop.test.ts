@@ -355,7 +355,11 @@ describe('differences on a shared tree (the README table)', { skip: PYTHON === u
     assert.equal(original('clean', root, 'q').trim(), '1');
     const [b] = await broker.consume('q', { skipCleaning: true });
     assert.equal(b!.requeueCounter, 1);
-    const expired = expire(root, 'q', b!.filename);
+    // At its limit: the original's nack requeues it all the same (ours would dead-letter it).
+    assert.equal(original('nack', root, 'q', b!.filename).trim(), 'requeued');
+    const [c] = await broker.consume('q', { skipCleaning: true });
+    assert.equal(c!.requeueCounter, 2);
+    const expired = expire(root, 'q', c!.filename);
     const copy = join(tempDir(), 'copy');
     fs.copyFileSync(join(root, 'q', 'work', expired), copy);
     assert.equal(original('clean', root, 'q').trim(), '0');
