@@ -2,11 +2,14 @@
 // Cleaners of both tools at once over one queue of expired messages (issue 8).
 //
 //   npm run build && node scripts/interop-cleaners.mjs [--runs 10] [--messages 300]
-//        [--ddmq 2] [--original 2] [--only mixed|ddmq|original] [--dir DIR] [--json]
+//        [--ddmq 2] [--original 2] [--stagger 100] [--only mixed|ddmq|original] [--dir DIR] [--json]
 //
 // Each run makes a queue, publishes MESSAGES messages with distinct payloads, consumes
 // them all with a lease that ran out an hour ago, and then starts the cleaners at one
-// shared instant: ddmq's (`node test/fixtures/worker.mjs clean`, the built package) and
+// shared instant, each delayed by a random 0 to --stagger ms (independent processes do not
+// start in the same millisecond; a clean of 300 messages takes some 30-80 ms here, so
+// with 0 the faster cleaners lead from the start and the others mostly find files gone):
+// ddmq's (this script with --child-clean: Broker.clean of the built package) and
 // the original's as re-enacted by test/fixtures/original_ops.py (PyPI cannot be reached
 // here: these are figures of that model, not of the real tool). Three set-ups, each with
 // the same number of cleaners: "mixed" (--ddmq of ours and --original of the original's),
@@ -22,12 +25,12 @@ import { fileURLToPath } from 'node:url';
 import { Broker } from '../dist/index.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const WORKER = join(REPO, 'test', 'fixtures', 'worker.mjs');
+const SELF = fileURLToPath(import.meta.url);
 const ORIGINAL = join(REPO, 'test', 'fixtures', 'original_ops.py');
 const READY_RE = /^\d+\.\d+\.ddmq[A-Za-z0-9]+$/;
 
 function parseArgs(argv) {
-  const o = { runs: 10, messages: 300, ddmq: 2, original: 2, stagger: 0, only: null, dir: tmpdir(), json: false, python: process.env.DDMQ_TEST_PYTHON ?? 'python3' };
+  const o = { runs: 10, messages: 300, ddmq: 2, original: 2, stagger: 100, only: null, dir: tmpdir(), json: false, python: process.env.DDMQ_TEST_PYTHON ?? 'python3' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') o.json = true;
@@ -87,7 +90,7 @@ export async function oneRun({ dir, messages, cleaners, python, stagger = 0 }) {
     const procs = cleaners.map((kind) => {
       const at = String(startAt + Math.random() * stagger);
       return kind === 'ddmq'
-        ? run(process.execPath, [WORKER, 'clean', root, 'q', at]).then((r) => ({ kind, ...r }))
+        ? run(process.execPath, [SELF, '--child-clean', root, 'q', at]).then((r) => ({ kind, ...r }))
         : run(python, [ORIGINAL, 'clean', root, 'q', '--start-at', at]).then((r) => ({ kind, ...r }));
     });
     const results = await Promise.all(procs);
@@ -140,7 +143,7 @@ async function main() {
     ddmq: Array(total).fill('ddmq'),
     original: Array(total).fill('original'),
   };
-  const report = { messages: o.messages, runs: o.runs, dir: o.dir, node: process.version, setups: {} };
+  const report = { messages: o.messages, runs: o.runs, stagger: o.stagger, dir: o.dir, node: process.version, setups: {} };
   for (const [name, cleaners] of Object.entries(setups)) {
     if (o.only && o.only !== name) continue;
     const runs = [];
@@ -168,7 +171,7 @@ async function main() {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }
-  console.log(`${o.messages} expired messages, ${o.runs} runs per set-up, in ${o.dir} (Node ${process.version}); the original is the re-enactment`);
+  console.log(`${o.messages} expired messages, ${o.runs} runs per set-up, starts spread over ${o.stagger} ms, in ${o.dir} (Node ${process.version}); the original is the re-enactment`);
   console.log('| cleaners | ready afterwards | duplicates | lost | left in work/ | requeued by ddmq / by the original | runs with Python exceptions | exceptions (all runs) |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const s of Object.values(report.setups)) {
@@ -178,8 +181,18 @@ async function main() {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  main().catch((err) => {
+/** A ddmq cleaner: sleeps to just before START_AT_MS, spins to it, cleans, prints the result. */
+async function childClean(root, queue, startAt) {
+  const broker = await Broker.open(root, { onWarning: (w) => process.stderr.write(`warning: ${w.message}\n`) });
+  await new Promise((r) => setTimeout(r, Math.max(0, startAt - Date.now() - 5)));
+  while (Date.now() < startAt); // spin the last milliseconds
+  const [r] = await broker.clean(queue);
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+}
+
+if (process.argv[1] === SELF) {
+  const [flag, ...rest] = process.argv.slice(2);
+  (flag === '--child-clean' ? childClean(rest[0], rest[1], Number(rest[2])) : main()).catch((err) => {
     console.error(err);
     process.exit(1);
   });

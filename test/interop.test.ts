@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, parseInFlightName } from '../src/index.js';
-import { ls, REPO, setMtime, tempDir, worker } from './helpers.js';
+import { ls, REPO, setMtime, tempDir } from './helpers.js';
 
 const SCRIPT = join(REPO, 'test', 'fixtures', 'original_ops.py');
 
@@ -37,10 +37,10 @@ function original(...args: (string | number)[]): string {
   return r.stdout;
 }
 
-/** The same, as a child running alongside others. */
-function originalAsync(...args: (string | number)[]): Promise<{ code: number | null; out: string; err: string }> {
+/** A child process running alongside others. */
+function child(cmd: string, args: (string | number)[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(PYTHON!, [SCRIPT, ...args.map(String)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args.map(String), { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
@@ -48,6 +48,14 @@ function originalAsync(...args: (string | number)[]): Promise<{ code: number | n
     p.on('error', reject);
     p.on('close', (code) => resolve({ code, out, err }));
   });
+}
+
+const MEASURE = join(REPO, 'scripts', 'interop-cleaners.mjs');
+
+/** A cleaner of ours or of the original's, started at the epoch millisecond `at` (sleeping, then spinning the last ms). */
+function cleaner(kind: 'ddmq' | 'original', root: string, at: number) {
+  const run = kind === 'ddmq' ? child(process.execPath, [MEASURE, '--child-clean', root, 'q', at]) : child(PYTHON!, [SCRIPT, 'clean', root, 'q', '--start-at', at]);
+  return run.then((r) => ({ kind, ...r }));
 }
 
 /** Moves an in-flight file's lease (of either tool) to have run out `secondsAgo` seconds ago; returns its new name. */
@@ -181,13 +189,8 @@ describe('cleaners of both tools at once', { skip: PYTHON === undefined && 'pyth
     // Started within 100 ms of each other, as independent processes are: the cleaners
     // overtake each other midway instead of one following another through the listing.
     const startAt = Date.now() + 1500;
-    const at = () => String(Math.round(startAt + Math.random() * 100));
-    const results = await Promise.all([
-      worker('clean', root, 'q', at()).then((r) => ({ kind: 'ddmq', ...r })),
-      worker('clean', root, 'q', at()).then((r) => ({ kind: 'ddmq', ...r })),
-      originalAsync('clean', root, 'q', '--start-at', at()).then((r) => ({ kind: 'original', ...r })),
-      originalAsync('clean', root, 'q', '--start-at', at()).then((r) => ({ kind: 'original', ...r })),
-    ]);
+    const at = () => Math.round(startAt + Math.random() * 100);
+    const results = await Promise.all((['ddmq', 'ddmq', 'original', 'original'] as const).map((kind) => cleaner(kind, root, at())));
     for (const r of results.filter((r) => r.kind === 'ddmq')) assert.deepEqual([r.code, r.err], [0, ''], 'our cleaners exit cleanly');
     for (const r of results.filter((r) => r.kind === 'original' && r.code !== 0)) {
       // The original's only failure here: removing a work/ file another cleaner took.
@@ -209,8 +212,8 @@ describe('cleaners of both tools at once', { skip: PYTHON === undefined && 'pyth
   it('4 of ours alone over 300 expired messages requeue each exactly once, keeping its id', async () => {
     const { root, idOf } = await expiredQueue(300);
     const startAt = Date.now() + 1500;
-    const at = () => String(Math.round(startAt + Math.random() * 100));
-    const results = await Promise.all([1, 2, 3, 4].map(() => worker('clean', root, 'q', at())));
+    const at = () => Math.round(startAt + Math.random() * 100);
+    const results = await Promise.all([1, 2, 3, 4].map(() => cleaner('ddmq', root, at())));
     for (const r of results) assert.deepEqual([r.code, r.err], [0, '']);
     const copies = readyCopies(root);
     assert.deepEqual(ls(join(root, 'q', 'work')), []);
