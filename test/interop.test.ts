@@ -320,6 +320,9 @@ describe('differences on a shared tree (the README table)', { skip: PYTHON === u
     const bad = join(root, 'q', `999.${Date.now()}000000.ddmq0123456789abcdef0123456789abcdef`);
     fs.writeFileSync(bad, 'not json');
     setMtime(bad, 60_000);
+    const r = originalRun('consume', root, 'q');
+    assert.equal(r.status, 1, 'the original cannot get past it');
+    assert.match(r.stderr, /JSONDecodeError/);
     assert.deepEqual(await broker.consume('q'), []);
     assert.equal(warnings.length, 1);
     assert.equal(ls(join(root, 'q', 'corrupt')).length, 1);
