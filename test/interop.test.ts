@@ -12,8 +12,8 @@ import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Broker, parseInFlightName } from '../src/index.js';
-import { ls, REPO, setMtime, tempDir } from './helpers.js';
+import { Broker, isDdmqError, parseInFlightName } from '../src/index.js';
+import { CLI, ls, REPO, setMtime, tempDir } from './helpers.js';
 
 const SCRIPT = join(REPO, 'test', 'fixtures', 'original_ops.py');
 
@@ -322,10 +322,35 @@ describe('differences on a shared tree (the README table)', { skip: PYTHON === u
     assert.deepEqual(ls(join(root, 'q')), ['delayed']);
     assert.equal(original('queues', root), '');
     assert.deepEqual(await (await Broker.open(root)).listQueues(), []);
-    // ...and the delayed message waits there until a create makes the folder a queue again.
+    // ...and the delayed message waits there until a create makes the folder a queue again,
     const again = await Broker.open(root);
     assert.equal(await again.createQueue('q'), true);
     assert.equal((await again.counts('q'))[0]!.delayed, 1);
+    // ...or our delete finishes what the original's left.
+    assert.equal(originalRun('delete', root, 'q').status, 1);
+    await again.deleteQueue('q');
+    assert.deepEqual(ls(root), ['ddmq.yaml']);
+  });
+
+  it("our delete finishes a queue the original's delete left half done, but never takes a folder that holds nothing of ddmq's", async () => {
+    const { root, broker } = await tree();
+    await broker.publish('q', 'later', { delay: 300 });
+    await broker.createQueue('c');
+    const bad = join(root, 'c', `999.${Date.now()}000000.ddmq0123456789abcdef0123456789abcdef`);
+    fs.writeFileSync(bad, 'not json');
+    setMtime(bad, 60_000);
+    await (await Broker.open(root, { onWarning: () => {} })).consume('c');
+    for (const q of ['q', 'c']) assert.equal(originalRun('delete', root, q).status, 1);
+    assert.deepEqual([ls(join(root, 'q')), ls(join(root, 'c'))], [['delayed'], ['corrupt']]);
+    const r = spawnSync(process.execPath, [CLI, 'delete', root, 'q,c'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(ls(root), ['ddmq.yaml']);
+    // An empty folder, or one with files ddmq did not write, is no queue: left alone.
+    fs.mkdirSync(join(root, 'empty'));
+    fs.mkdirSync(join(root, 'theirs'));
+    fs.writeFileSync(join(root, 'theirs', 'notes.txt'), 'x');
+    for (const q of ['empty', 'theirs']) await assert.rejects(broker.deleteQueue(q), (e) => isDdmqError(e, 'QUEUE_MISSING'));
+    assert.deepEqual(ls(root), ['ddmq.yaml', 'empty', 'theirs']);
   });
 
   it("once the delayed messages are due, our clean removes the empty delayed/, and the original's delete completes", async () => {
@@ -354,8 +379,17 @@ describe('differences on a shared tree (the README table)', { skip: PYTHON === u
     assert.equal(warnings.length, 1);
     assert.equal(ls(join(root, 'q', 'corrupt')).length, 1);
     assert.deepEqual(JSON.parse(original('view', root)), { q: [0, 0] });
+    // Our clean removes corrupt/ only once a person has emptied it.
+    await broker.clean('q');
+    assert.equal(ls(join(root, 'q', 'corrupt')).length, 1);
     assert.equal(originalRun('delete', root, 'q').status, 1);
     assert.deepEqual(ls(join(root, 'q')), ['corrupt']);
+    await (await Broker.open(root, { create: true })).createQueue('q');
+    fs.rmSync(join(root, 'q', 'corrupt', ls(join(root, 'q', 'corrupt'))[0]!));
+    await broker.clean('q');
+    assert.deepEqual(ls(join(root, 'q')).sort(), ['ddmq.yaml', 'work'], 'the empty corrupt/ is gone');
+    original('delete', root, 'q');
+    assert.deepEqual(ls(root), ['ddmq.yaml']);
 
     const { root: root2 } = await tree();
     fs.writeFileSync(join(root2, 'q', '.tmp-12345-0123abcd'), '{"message": "half wri');

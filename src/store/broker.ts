@@ -399,7 +399,17 @@ export class Broker implements QueueHost {
     const folders = new QueueFolders(this.root, name);
     const dir = folders.dir;
     await folders.withPinned(async (pinned) => {
-      if (pinned === null || !isRealFile(pinned.paths.dir + sep + SETTINGS_FILE)) throw queueMissing(name, dir);
+      if (pinned === null) throw queueMissing(name, dir);
+      // A folder without its ddmq.yaml is finished off only if something of ddmq is left in
+      // it (the original's delete stops at delayed/ or corrupt/, after removing the marker):
+      // an empty folder, or one of someone else's, is not a queue.
+      if (!isRealFile(pinned.paths.dir + sep + SETTINGS_FILE)) {
+        const left = listEntries(pinned.paths.dir);
+        if (left.length === 0 || !left.every((e) => (SUBFOLDERS as readonly string[]).includes(e.name) || isOursEntry(e))) {
+          throw queueMissing(name, dir);
+        }
+        this.log('info', `finishing the deletion of queue ${name}: its ddmq.yaml is gone, only ddmq's own files are left`);
+      }
       const foreign: string[] = [];
       for (const entry of listEntries(pinned.paths.dir)) {
         if ((SUBFOLDERS as readonly string[]).includes(entry.name)) continue; // opened by pin(): real folders

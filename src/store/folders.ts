@@ -198,10 +198,13 @@ export class QueueFolders {
     const dir = OpenFolder.open(this.root, this.name, this.paths.dir);
     if (dir === null) throw ioError(Object.assign(new Error('gone'), { code: 'ENOENT' }), 'open folder', this.paths.dir);
     try {
-      ensureDir(`${dir.at}${sep}${name}`, { groupShared });
-      const sub = OpenFolder.open(dir.at, name, join(this.paths.dir, name));
-      if (sub === null) throw ioError(Object.assign(new Error('gone'), { code: 'ENOENT' }), 'open folder', join(this.paths.dir, name));
-      return sub;
+      for (let attempt = 1; ; attempt++) {
+        ensureDir(`${dir.at}${sep}${name}`, { groupShared });
+        const sub = OpenFolder.open(dir.at, name, join(this.paths.dir, name));
+        if (sub !== null) return sub;
+        // RACE: a cleaner removed it (found empty) between our mkdir and our open.
+        if (attempt >= 5) throw ioError(Object.assign(new Error('gone'), { code: 'ENOENT' }), 'open folder', join(this.paths.dir, name));
+      }
     } finally {
       dir.close();
     }

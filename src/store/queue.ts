@@ -42,7 +42,7 @@ import {
   unlinkIfExists,
   writeFileAtomic,
 } from './fsx.js';
-import { DELAYED_DIR, type OpenFolder, QueueFolders, type QueuePaths, SETTINGS_FILE } from './folders.js';
+import { CORRUPT_DIR, DELAYED_DIR, type OpenFolder, QueueFolders, type QueuePaths, SETTINGS_FILE } from './folders.js';
 
 export { CORRUPT_DIR, DELAYED_DIR, SETTINGS_FILE, WORK_DIR } from './folders.js';
 
@@ -829,7 +829,8 @@ export class Queue {
         const dirs = [p.dir, pinned.sub.work?.at, pinned.sub.delayed?.at].filter((d) => d !== undefined);
         result.tempsRemoved = this.removeOldTemps(dirs, (options.tempGrace ?? 3600) * 1000);
       }
-      if (pinned.sub.delayed) this.removeIfEmpty(pinned.sub.delayed, p.dir);
+      if (pinned.sub.delayed) this.removeIfEmpty(pinned.sub.delayed, p.dir, DELAYED_DIR);
+      if (pinned.sub.corrupt) this.removeIfEmpty(pinned.sub.corrupt, p.dir, CORRUPT_DIR);
     });
     if (result.requeued + result.dropped + result.deadLettered + result.corrupt > 0) {
       this.host.log('info', `cleaned ${this.name}: ${result.requeued} requeued, ${result.dropped} dropped, ${result.deadLettered} dead-lettered`);
@@ -838,19 +839,19 @@ export class Queue {
   }
 
   /**
-   * Removes delayed/ once nothing waits in it: the original tool does not know the folder,
-   * and its delete of a queue stops at one it finds there. A writer that loses the race
-   * makes the folder again (writeDelayed).
+   * Removes delayed/ or corrupt/ once nothing is in it: the original tool does not know
+   * these folders, and its delete of a queue stops at one it finds there. A writer that
+   * loses the race makes the folder again (writeDelayed, pinSubfolder).
    */
-  private removeIfEmpty(folder: OpenFolder, dirAt: string): void {
+  private removeIfEmpty(folder: OpenFolder, dirAt: string, name: string): void {
     if ((listIfExists(folder.at) ?? ['?']).length > 0) return;
     folder.close();
     try {
-      fs.rmdirSync(dirAt + sep + DELAYED_DIR);
+      fs.rmdirSync(dirAt + sep + name); // never follows a link: one swapped in fails (ENOTDIR)
     } catch (err) {
       const code = errnoOf(err);
       // Not empty any more, gone already, or busy (a network file system's open handle).
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT' && code !== 'EBUSY') throw ioError(err, 'remove folder', dirAt + sep + DELAYED_DIR);
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT' && code !== 'EBUSY') throw ioError(err, 'remove folder', dirAt + sep + name);
     }
   }
 
