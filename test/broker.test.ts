@@ -219,7 +219,8 @@ describe('consume', () => {
   });
 
   it('maps other file-system failures to IO with the OS code', async () => {
-    const { broker, work } = await fresh();
+    // Plain paths: with pinned folders the same tree is refused as UNSAFE_PATH (work/ is not a folder).
+    const { broker, work } = await fresh({ pinFolders: false });
     await broker.publish('q', 'x');
     fs.rmdirSync(work);
     fs.writeFileSync(work, 'not a folder');

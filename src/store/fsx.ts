@@ -97,15 +97,20 @@ export type EntryKind = 'file' | 'dir' | 'link' | 'other';
  * not read as "missing", or a caller would go on to create what exists.
  */
 export function entryKind(path: string): EntryKind | null {
-  let stat: fs.Stats;
+  const stat = entryStat(path);
+  if (stat === null) return null;
+  return stat.isFile() ? 'file' : stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'link' : 'other';
+}
+
+/** lstat with the same policy as entryKind: null if nothing is there, IO for any other failure. */
+export function entryStat(path: string): fs.Stats | null {
   try {
-    stat = retryStale(() => fs.lstatSync(path));
+    return retryStale(() => fs.lstatSync(path));
   } catch (err) {
     const code = errnoOf(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     throw ioError(err, 'look up', path);
   }
-  return stat.isFile() ? 'file' : stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'link' : 'other';
 }
 
 /**
@@ -121,8 +126,22 @@ export function claimRename(src: string, dst: string): boolean {
     if (errnoOf(err) !== 'ENOENT') throw ioError(err, 'rename', src);
     if (exists(dst)) return true; // our rename went through; its reply was lost
     // Not the source: a stale cache (sshfs keeps names ~20 s) can still show it after a lost race.
-    if (!exists(dirname(dst))) throw ioError(err, 'rename into', dirname(dst));
+    if (folderGone(dirname(dst))) throw ioError(err, 'rename into', dirname(dst));
     return false;
+  }
+}
+
+/**
+ * Whether a folder is gone. A pinned folder's /proc name always looks up (it is a link to
+ * the open folder), so there the folder itself is asked: one that was removed while open
+ * has no links left.
+ */
+export function folderGone(dir: string): boolean {
+  if (!pinnedNames.has(dir)) return entryKind(dir) === null;
+  try {
+    return fs.statSync(dir).nlink === 0;
+  } catch {
+    return true;
   }
 }
 
@@ -194,11 +213,16 @@ export function unsafePath(path: string, what: string): DdmqError {
  * anything else in its place is UNSAFE_PATH: a planted link must not lead outside the tree.
  */
 export function isRealDir(path: string): boolean {
-  const kind = entryKind(path);
-  if (kind === null) return false;
-  if (kind === 'link') throw unsafePath(path, 'is a symbolic link');
-  if (kind !== 'dir') throw unsafePath(path, 'is not a folder');
-  return true;
+  return realDirStat(path) !== null;
+}
+
+/** The lstat of a real folder; null if nothing is there; UNSAFE_PATH for a link or anything else. */
+export function realDirStat(path: string): fs.Stats | null {
+  const stat = entryStat(path);
+  if (stat === null) return null;
+  if (stat.isSymbolicLink()) throw unsafePath(path, 'is a symbolic link');
+  if (!stat.isDirectory()) throw unsafePath(path, 'is not a folder');
+  return stat;
 }
 
 /** True if `path` is a regular file, false if nothing is there; a link or anything else is UNSAFE_PATH. */
@@ -298,6 +322,10 @@ export function unlinkIfExists(path: string): boolean {
  * symbolic link in its place is UNSAFE_PATH.
  */
 export function ensureDir(path: string, options: { groupShared?: boolean } = {}): void {
+  // A pinned folder is open, and was a real folder when it was opened (its /proc name is a
+  // link, which the look-up below would refuse). If it was removed since, the write into it
+  // fails, and the caller pins again.
+  if (pinnedNames.has(path)) return;
   for (let attempt = 1; ; attempt++) {
     try {
       retryStale(() => fs.mkdirSync(path));
@@ -308,21 +336,41 @@ export function ensureDir(path: string, options: { groupShared?: boolean } = {})
         continue;
       }
     }
-    if (options.groupShared) addGroupAccess(path, 0o2070);
+    if (options.groupShared) addFolderGroupAccess(path);
     return;
   }
 }
 
-/** Adds permission bits (group rw, and setgid on folders) to what the umask let through. */
-function addGroupAccess(path: string, bits: number, fd?: number): void {
+/**
+ * Gives the group access to a folder (rwx and setgid) through a descriptor opened without
+ * following a link: a folder swapped for a link after the mkdir fails here (UNSAFE_PATH)
+ * instead of opening the link's target to the group.
+ */
+function addFolderGroupAccess(path: string): void {
+  let fd: number;
   try {
-    const mode = (fd === undefined ? fs.statSync(path) : fs.fstatSync(fd)).mode & 0o7777;
+    fd = retryStale(() => fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW));
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ELOOP' || code === 'ENOTDIR') throw unsafePath(path, entryKind(path) === 'link' ? 'is a symbolic link' : 'is not a folder');
+    throw ioError(err, 'set group access on', path);
+  }
+  try {
+    addGroupAccess(path, 0o2070, fd, true);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Adds permission bits (group rw, and setgid on folders) to what the umask let through. */
+function addGroupAccess(path: string, bits: number, fd: number, isFolder = false): void {
+  try {
+    const mode = fs.fstatSync(fd).mode & 0o7777;
     if ((mode & bits) === bits) return;
-    if (fd === undefined) fs.chmodSync(path, mode | bits);
-    else fs.fchmodSync(fd, mode | bits);
+    fs.fchmodSync(fd, mode | bits);
   } catch (err) {
     // Someone else's folder: its maker set its access, and it is not ours to change.
-    if (errnoOf(err) === 'EPERM' && fd === undefined) return;
+    if (errnoOf(err) === 'EPERM' && isFolder) return;
     throw ioError(err, 'set group access on', path);
   }
 }

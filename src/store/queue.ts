@@ -42,10 +42,23 @@ import {
   unlinkIfExists,
   writeFileAtomic,
 } from './fsx.js';
-import { CORRUPT_DIR, DELAYED_DIR, type OpenFolder, QueueFolders, type QueuePaths, SETTINGS_FILE } from './folders.js';
+import {
+  canPin,
+  CORRUPT_DIR,
+  DELAYED_DIR,
+  type OpenFolder,
+  type PinnedQueue,
+  QueueFolders,
+  type QueuePaths,
+  SETTINGS_FILE,
+  type Subfolder,
+  unpin,
+} from './folders.js';
 
 export { CORRUPT_DIR, DELAYED_DIR, SETTINGS_FILE, WORK_DIR } from './folders.js';
 
+/** How long folders pinned for the per-message calls stay open after they were replaced, in ms. */
+const RETIRED_PIN_MS = 30_000;
 /** Seconds a cleaner or nack holds an in-flight file it claimed while it requeues it. */
 const REQUEUE_CLAIM_SECONDS = 60;
 /** A message file that does not parse and changed this recently may still be being written. */
@@ -58,6 +71,8 @@ export interface QueueHost {
   /** The same without a promise, when the broker has them cached; else undefined. */
   cachedSettings(queue: string): Settings | undefined;
   readonly fsync: boolean | undefined;
+  /** Keep the queue's folders pinned for the per-message calls even in a tree only this user can write. */
+  readonly pinFolders: boolean;
   /** Milliseconds between listings while a consumer still has names in hand (the floor). */
   readonly listingInterval: number;
   readonly cleanInterval: number;
@@ -205,11 +220,15 @@ export class Queue {
   readonly workDir: string;
   readonly corruptDir: string;
   readonly delayedDir: string;
-  /** The plain paths the per-message calls use, after folders.check(). */
-  private readonly paths: QueuePaths;
+  /**
+   * The paths the per-message calls use: plain, or through the folders kept pinned in
+   * `hot` when others can write the tree (see folders.ts). Set by checkFolders().
+   */
+  private paths: QueuePaths;
+  private hot: PinnedQueue | null = null;
   // With the separator, for paths built per message (names are checked; join would only normalise).
-  private readonly dirSlash: string;
-  private readonly workSlash: string;
+  private dirSlash: string;
+  private workSlash: string;
   /** When folders.check() last ran (host clock, ms). */
   private checkedAt = -Infinity;
 
@@ -246,16 +265,64 @@ export class Queue {
     this.workSlash = this.workDir + sep;
   }
 
+  /** The folders this process uses now (pinned or plain): for tests and diagnostics. */
+  get pinned(): boolean {
+    return this.hot !== null;
+  }
+
   /**
    * Checks that the queue's folders are real folders, not links (UNSAFE_PATH), and that
    * the queue exists (QUEUE_MISSING): when the queue is opened, and again at most once a
-   * second from the per-message paths.
+   * second from the per-message calls. When others can write the tree (or the broker is
+   * told to pin), the per-message calls go through the folders kept pinned, opened again
+   * when a name no longer leads to the folder that was pinned.
    */
   checkFolders(force = true): void {
     const now = this.host.now();
     if (!force && now - this.checkedAt < 1000) return;
-    if (!this.folders.check()) throw queueMissing(this.name, this.dir);
+    const found = this.folders.check();
+    if (found === null) throw queueMissing(this.name, this.dir);
+    if ((found.exposed || this.host.pinFolders) && canPin()) {
+      if (this.hot === null || !QueueFolders.current(this.hot, found)) {
+        const next = this.folders.pin();
+        if (next === null) throw queueMissing(this.name, this.dir);
+        this.usePaths(next);
+      }
+    } else if (this.hot !== null) {
+      this.usePaths(null);
+    }
     this.checkedAt = now;
+  }
+
+  /**
+   * Switches the per-message paths to `pinned` (or to the plain ones). The folders pinned
+   * before are closed a while later, not now: a call that started before the switch may
+   * still use their paths, and a descriptor closed too soon could be reused for another.
+   */
+  private usePaths(pinned: PinnedQueue | null): void {
+    const old = this.hot;
+    if (old !== null) setTimeout(() => unpin(old), RETIRED_PIN_MS).unref();
+    this.hot = pinned;
+    this.paths = pinned?.paths ?? this.folders.paths;
+    this.dirSlash = this.paths.dir + sep;
+    this.workSlash = this.paths.work + sep;
+  }
+
+  /**
+   * After an ENOENT through folders kept pinned: whether they were stale (the queue was
+   * deleted and made again by another client, a subfolder removed), in which case they
+   * are pinned again and the call may be tried once more.
+   */
+  private stalePin(err: unknown): boolean {
+    if (this.hot === null || !isDdmqError(err, 'IO') || err.osCode !== 'ENOENT' || !exists(this.dir)) return false;
+    const before = this.hot;
+    this.checkFolders(true);
+    return this.hot !== before;
+  }
+
+  /** A subfolder was just made: when pinned, pin it too before it is used. */
+  private subfolderMade(name: Subfolder): void {
+    if (this.hot !== null && this.hot.sub[name] === null) this.checkFolders(true);
   }
 
   async settings(): Promise<Settings> {
@@ -275,6 +342,7 @@ export class Queue {
   // ---- publish ----------------------------------------------------------------------
 
   async publish(body: unknown, options: PublishOptions = {}): Promise<Message> {
+    this.checkFolders(false);
     const now = this.settingsNow();
     const settings = now instanceof Promise ? await now : now;
     checkPublishOptions(options);
@@ -287,6 +355,7 @@ export class Queue {
    * disk) stops it there, with the messages before it published.
    */
   async publishMany(bodies: Iterable<unknown>, options: PublishOptions = {}): Promise<number> {
+    this.checkFolders(false);
     const settings = await this.settings();
     checkPublishOptions(options);
     const fsync = this.host.fsync ?? settings.fsync;
@@ -299,8 +368,8 @@ export class Queue {
     } finally {
       // With fsync on, each file was synced; the folders are synced once for the batch.
       if (fsync && written > 0) {
-        fsyncDir(this.dir);
-        if (options.delay !== undefined && options.delay > 0) fsyncDir(this.delayedDir);
+        fsyncDir(this.paths.dir);
+        if (options.delay !== undefined && options.delay > 0) fsyncDir(this.paths.delayed);
       }
     }
     return written;
@@ -328,21 +397,28 @@ export class Queue {
       this.writeDelayed(msg, settings, msg.due, batched);
       return msg;
     }
-    this.write(msg, settings, this.dir, msg.filename, batched);
+    this.write(msg, settings, this.paths.dir, msg.filename, batched);
     if (this.host.logging) this.host.log('debug', `published ${this.name}/${msg.filename}`);
     return msg;
   }
 
   /** Writes a message into delayed/, named by the second it is due; moved into the queue when it is. */
-  private writeDelayed(msg: Message, settings: Settings, due: number, batched = false, p: QueuePaths = this.paths): void {
+  private writeDelayed(msg: Message, settings: Settings, due: number, batched = false, given?: QueuePaths): void {
     for (let attempt = 1; ; attempt++) {
+      let p = given ?? this.paths;
       ensureDir(p.delayed, { groupShared: settings.group_shared });
+      if (given === undefined) {
+        this.subfolderMade('delayed');
+        p = this.paths;
+      }
       try {
         this.write(msg, settings, p.delayed, inFlightFileName(due, msg.filename, ''), batched);
         break;
       } catch (err) {
-        // RACE: a cleaner removed delayed/ (found empty) between our mkdir and our write.
+        // RACE: a cleaner removed delayed/ (found empty) between our mkdir and our write, or
+        // removed the delayed/ we hold pinned: look again (and pin again) before a retry.
         if (!isDdmqError(err, 'IO') || err.osCode !== 'ENOENT' || attempt >= 5 || !exists(this.dir)) throw err;
+        if (given === undefined) this.stalePin(err);
       }
     }
     this.nextDelayedScan = Math.min(this.nextDelayedScan, due * 1000);
@@ -363,7 +439,7 @@ export class Queue {
     return this.claimReady(name, lease, lease);
   }
 
-  private write(msg: Message, settings: Settings, dir = this.dir, name = msg.filename, deferDirSync = false): void {
+  private write(msg: Message, settings: Settings, dir = this.paths.dir, name = msg.filename, deferDirSync = false): void {
     let data: string;
     try {
       data = encodeMessage(msg);
@@ -372,14 +448,12 @@ export class Queue {
     } catch (err) {
       throw new DdmqError('INVALID_ARGUMENT', `the message cannot be written as JSON: ${(err as Error).message}`);
     }
+    const options = { fsync: this.host.fsync ?? settings.fsync, groupShared: settings.group_shared, deferDirSync };
     try {
-      writeFileAtomic(dir, name, data, {
-        fsync: this.host.fsync ?? settings.fsync,
-        groupShared: settings.group_shared,
-        deferDirSync,
-      });
+      writeFileAtomic(dir, name, data, options);
     } catch (err) {
-      throw this.missingOr(err);
+      if (dir === this.paths.dir && this.stalePin(err)) writeFileAtomic(this.paths.dir, name, data, options);
+      else throw this.missingOr(err);
     }
     // A message this process writes ahead of its own next cached name must not wait for
     // the next listing to be served.
@@ -415,13 +489,16 @@ export class Queue {
     return this.folderWatcher;
   }
 
-  /** Stops watching the folder. */
+  /** Stops watching the folder; the folders kept pinned are let go (opened again if the queue is used). */
   close(): void {
+    this.usePaths(null);
+    this.checkedAt = -Infinity;
     this.folderWatcher?.close();
     this.folderWatcher = undefined;
   }
 
   private async consumeNow(options: ConsumeOptions): Promise<Message[]> {
+    this.checkFolders(false);
     const n = options.n ?? 1;
     if (!Number.isSafeInteger(n) || n < 1) throw invalid('n', n, 'a whole number, at least 1');
     if (options.timeout !== undefined && !(Number.isSafeInteger(options.timeout) && options.timeout >= 1 && options.timeout <= MAX_SECONDS)) {
@@ -506,7 +583,7 @@ export class Queue {
     const started = performance.now();
     this.checkFolders(false);
     this.promoteDue();
-    const names = this.list(this.dir);
+    const names = this.list(this.paths.dir);
     // An old listing with names left is refreshed (names to serve earlier go in front);
     // a used-up one is replaced.
     this.listing = this.listing.remaining > 0 ? this.listing.refresh(names) : ReadyListing.of(names);
@@ -563,8 +640,17 @@ export class Queue {
       return claimRename(src, p.work + sep + inFlightName);
     } catch (err) {
       // work/ itself may be gone (deleted by hand): make it again and try once more.
-      if (errnoOf((err as { cause?: unknown }).cause) === 'ENOENT' && exists(p.dir)) {
+      if (errnoOf((err as { cause?: unknown }).cause) === 'ENOENT' && exists(this.dir)) {
+        if (p === this.paths && this.hot !== null) {
+          // The work/ we hold pinned was removed: pin again (it is made below if missing).
+          this.checkFolders(true);
+          p = this.paths;
+        }
         ensureDir(p.work, { groupShared: this.groupShared });
+        if (p === this.paths) {
+          this.subfolderMade('work');
+          p = this.paths;
+        }
         return claimRename(src, join(p.work, inFlightName));
       }
       throw this.missingOr(err);
@@ -626,6 +712,7 @@ export class Queue {
 
   /** Deletes an in-flight message. NOT_IN_FLIGHT if its lease was lost. */
   ack(target: Message | string): void {
+    this.checkFolders(false);
     const name = this.inFlightNameOf(target);
     let gone: boolean;
     try {
@@ -643,9 +730,10 @@ export class Queue {
    * say; `requeue: false` drops.
    */
   async nack(target: Message | string, options: NackOptions = {}): Promise<NackResult> {
+    this.checkFolders(false);
     const name = this.inFlightNameOf(target);
     if (options.requeue === false) {
-      if (!unlinkIfExists(join(this.workDir, name))) throw notInFlight(this.name, name);
+      if (!unlinkIfExists(this.workSlash + name)) throw notInFlight(this.name, name);
       return { action: 'dropped' };
     }
     const { msg, claimed } = this.claimForRequeue(target, name);
@@ -659,6 +747,7 @@ export class Queue {
    * before the message's task could finish.
    */
   async release(target: Message | string): Promise<NackResult> {
+    this.checkFolders(false);
     const name = this.inFlightNameOf(target);
     const { msg, claimed } = this.claimForRequeue(target, name);
     return this.requeueOrDrop(msg, claimed, 'released', await this.settings());
@@ -685,6 +774,7 @@ export class Queue {
     if (!Number.isSafeInteger(seconds) || seconds < 1 || seconds > MAX_SECONDS) {
       throw invalid('seconds', seconds, `a whole number from 1 to ${MAX_SECONDS} (ten years)`);
     }
+    this.checkFolders(false);
     const name = this.inFlightNameOf(target);
     const renamed = this.claimInFlight(parseInFlightName(name)!, seconds);
     if (renamed === null) throw notInFlight(this.name, name);
@@ -939,10 +1029,12 @@ export class Queue {
    */
   deleteMessage(name: string): string {
     const kind = checkMessageFileName(name, ['ready', 'in-flight']);
-    const paths = kind === 'ready' ? [join(this.dir, name)] : [join(this.workDir, name), join(this.delayedDir, name)];
-    for (const path of paths) if (unlinkIfExists(path)) return path;
+    this.checkFolders(false);
+    const p = this.paths;
+    const paths = kind === 'ready' ? [join(p.dir, name)] : [join(p.work, name), join(p.delayed, name)];
+    for (const path of paths) if (unlinkIfExists(path)) return shownPath(path);
     const where = kind === 'ready' ? '' : ' (in flight or delayed)';
-    throw new DdmqError('MESSAGE_NOT_FOUND', `no message ${name}${where} in queue ${this.name}`, { path: paths[0] });
+    throw new DdmqError('MESSAGE_NOT_FOUND', `no message ${name}${where} in queue ${this.name}`, { path: shownPath(paths[0]!) });
   }
 
   /** `expired`: in flight and past expiry plus `expiry_grace`, so the next clean requeues it. */
@@ -978,7 +1070,7 @@ export class Queue {
   private list(dir: string): string[] {
     const names = listIfExists(dir);
     if (names !== null) return names;
-    if (dir === this.workDir && exists(join(this.dir, SETTINGS_FILE))) return [];
+    if (dir === this.paths.work && exists(join(this.dir, SETTINGS_FILE))) return [];
     throw queueMissing(this.name, this.dir);
   }
 

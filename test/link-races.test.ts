@@ -1,0 +1,133 @@
+/**
+ * Nothing outside the root, under races: while the per-message calls run (publish, with
+ * and without a delay, consume, nack into delayed/, ack), another process swaps a folder
+ * of the queue with a link to a canary outside the root, atomically and over and over
+ * (test/fixtures/swap.py). In a tree others can write (here: the queue folder is group
+ * writable, as with group_shared), and in any tree with `pinFolders`, the calls work
+ * through folders kept pinned: the canary must keep every byte, inode, mode and mtime,
+ * and every message a call reported published must be found in the root at the end.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Broker, isDdmqError } from '../src/index.js';
+import { REPO, tempDir } from './helpers.js';
+
+const SWAP = join(REPO, 'test', 'fixtures', 'swap.py');
+const canSwap = process.platform === 'linux';
+
+function snapshot(dir: string): string {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    const st = fs.lstatSync(d);
+    out.push(`${d} dir ${st.mode.toString(8)} ${st.ino} ${st.mtimeMs}`);
+    for (const name of fs.readdirSync(d).sort()) {
+      const p = join(d, name);
+      const s = fs.lstatSync(p);
+      if (s.isDirectory()) walk(p);
+      else out.push(`${p} ${s.mode.toString(8)} ${s.ino} ${s.mtimeMs} ${createHash('sha1').update(fs.readFileSync(p)).digest('hex')}`);
+    }
+  };
+  walk(dir);
+  return out.join('\n');
+}
+
+function swapper(a: string, b: string, seconds: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('python3', [SWAP, a, b, String(seconds), '300', '700'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    p.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`swap.py: ${err}`))));
+  });
+}
+
+/** Refusals a call may meet in the middle of a swap: a link found (UNSAFE_PATH), or a name gone for a moment. */
+function expected(err: unknown): boolean {
+  return isDdmqError(err) && (err.code === 'UNSAFE_PATH' || err.code === 'QUEUE_MISSING' || err.code === 'NOT_IN_FLIGHT' || (err.code === 'IO' && err.osCode === 'ENOENT'));
+}
+
+type Place = 'q' | 'q/work' | 'q/delayed';
+
+async function race(place: Place, mode: 'exposed' | 'pinFolders') {
+  const dir = tempDir('ddmq-races-');
+  const root = join(dir, 'root');
+  const canary = join(dir, 'canary');
+  fs.mkdirSync(join(canary, 'work'), { recursive: true });
+  fs.mkdirSync(join(canary, 'delayed'), { recursive: true });
+  fs.writeFileSync(join(canary, 'ddmq.yaml'), 'priority: 1\n');
+  fs.writeFileSync(join(canary, 'secret.txt'), 'secret');
+  const setup = await Broker.open(root, { create: true });
+  await setup.createQueue('q', { retry_delay: 1, group_shared: mode === 'exposed' });
+  fs.mkdirSync(join(root, 'q', 'delayed'));
+  if (mode === 'exposed') fs.chmodSync(join(root, 'q'), 0o2775); // a group can write it
+  const before = snapshot(canary);
+  const link = join(dir, 'link');
+  fs.symlinkSync(place === 'q' ? canary : join(canary, place.slice(2)), link);
+
+  const broker = await Broker.open(root, { pinFolders: mode === 'pinFolders', listingInterval: 0, onWarning: () => {} });
+  let published = 0;
+  let acked = 0;
+  let refused = 0;
+  const unexpected: unknown[] = [];
+  const attempt = async (fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      if (!expected(err)) unexpected.push(err);
+      refused++;
+      return false;
+    }
+  };
+  const swaps = swapper(join(root, place), link, 2);
+  const until = Date.now() + 2000;
+  for (let i = 0; Date.now() < until; i++) {
+    if (await attempt(() => broker.publish('q', `m${i}`, i % 5 === 0 ? { delay: 1 } : {}))) published++;
+    if (i % 2 === 0) continue;
+    let taken: Awaited<ReturnType<Broker['consume']>> = [];
+    await attempt(async () => (taken = await broker.consume('q', { skipCleaning: true })));
+    for (const m of taken) {
+      if (i % 7 === 0) await attempt(() => broker.nack(m));
+      else if (await attempt(() => broker.ack(m))) acked++;
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const n = await swaps;
+  // With the folders back in place, the same calls all work again, with no refusal at all
+  // (a refusal during the swaps must come from the swaps, not from the pinning).
+  for (let i = 0; i < 20; i++) {
+    await broker.publish('q', `after ${i}`, i % 2 === 0 ? { delay: 1 } : {});
+    published++;
+    const [m] = await broker.consume('q', { skipCleaning: true });
+    if (i % 3 === 0) await broker.nack(m!);
+    else {
+      await broker.ack(m!);
+      acked++;
+    }
+  }
+  broker.close();
+  assert.ok(n > 100, `the swapper swapped (${n} times)`);
+  assert.equal(snapshot(canary), before, 'the canary outside the root is untouched');
+  assert.deepEqual(unexpected, []);
+  // Every message a call reported published is in the root: ready, in flight, delayed, or acked.
+  const fresh = await Broker.open(root);
+  const [c] = await fresh.counts('q');
+  assert.equal(c!.ready + c!.inFlight + c!.delayed + acked, published, `published ${published}, acked ${acked}, left ${JSON.stringify(c)}`);
+  return { published, refused, swaps: n };
+}
+
+describe('nothing outside the root under races: a folder swapped for a link while the per-message calls run', { skip: !canSwap && 'needs Linux (renameat2)' }, () => {
+  for (const mode of ['exposed', 'pinFolders'] as const) {
+    for (const place of ['q', 'q/work', 'q/delayed'] as const) {
+      it(`${place} swapped, ${mode === 'exposed' ? 'in a tree a group can write' : 'in a private tree with pinFolders'}`, async () => {
+        await race(place, mode);
+      });
+    }
+  }
+});
