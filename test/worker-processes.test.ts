@@ -248,6 +248,37 @@ describe('ddmq work: the whole process group of a task ends with it', () => {
     assert.equal((await broker.counts('q'))[0]!.ready, 1);
   });
 
+  // Processes in groups of their own stay in the task's session: `timeout` moves itself and
+  // its command to a new group, and so does a shell with job control for each job.
+  const ownGroups = {
+    'coreutils timeout': (dir: string) => ['sh', '-c', `timeout 300 sh -c 'echo $$ > ${dir}/$DDMQ_MESSAGE_ID.pid; exec sleep 300'`],
+    'a shell with job control (set -m)': (dir: string) => ['bash', '-c', `set -m; sleep 300 & echo $! > ${dir}/$DDMQ_MESSAGE_ID.pid; wait`],
+  };
+  for (const [what, command] of Object.entries(ownGroups)) {
+    it(`--timeout ends processes a task put in groups of their own (${what}) before the failed event`, async () => {
+      const { dir, root } = await queueOf(['a'], {}, { requeue: false });
+      const w = startWorker([root, 'q', '--timeout', '1', '--kill-after', '1', '--max-messages', '1', '--format', 'json', '--', ...command(dir)]);
+      await until(() => pidFiles(dir).length === 1, 10_000, 'the task to start');
+      const [pid] = pidFiles(dir);
+      const pgid = Number(fs.readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ')[2]);
+      assert.notEqual(pgid, w.pid, 'the process is in a group of its own');
+      await until(() => w.events().length === 1, 10_000, 'the failed event');
+      assert.equal(alive(pid!), false, 'ended with its task');
+      assert.equal(await w.exit(10_000), 6, w.err);
+    });
+
+    it(`a stop ends processes a task put in groups of their own (${what}) before the worker exits`, async () => {
+      const { dir, root, broker } = await queueOf(['a']);
+      const w = startWorker([root, 'q', '--grace', '0', '--kill-after', '1', '--format', 'json', '--', ...command(dir)]);
+      await until(() => pidFiles(dir).length === 1, 10_000, 'the task to start');
+      const [pid] = pidFiles(dir);
+      process.kill(w.pid, 'SIGTERM');
+      assert.equal(await w.exit(10_000), 143, w.err);
+      assert.equal(alive(pid!), false, 'no process of the task outlives the worker');
+      assert.equal((await broker.counts('q'))[0]!.ready, 1, 'released');
+    });
+  }
+
   it('what a command leaves running in its group is ended before its message is acked', async () => {
     const { dir, root } = await queueOf(['a']);
     const w = startWorker([root, 'q', '--max-messages', '1', '--format', 'json', '--', 'sh', '-c', `sleep 300 & echo $! > ${dir}/$DDMQ_MESSAGE_ID.pid`]);

@@ -1,14 +1,15 @@
 /**
  * Running one message's command for `ddmq work`.
  *
- * - The command runs as the leader of a process group (and session) of its own
+ * - The command runs as the leader of a session (and process group) of its own
  *   (`detached`): a Ctrl-C at the terminal reaches the worker only, which then stops in
- *   order; and the task's whole tree can be ended as one.
+ *   order; and the task's whole tree can be ended as one: every process of its session,
+ *   also those in groups of their own (`timeout`, `set -m`; see process-group.ts).
  * - Ending a task (its --timeout, the end of the worker's grace, a lost lease) sends
- *   SIGTERM to its group, and SIGKILL `killAfter` seconds later if any of it is still
+ *   SIGTERM to all of it, and SIGKILL `killAfter` seconds later if any of it is still
  *   alive.
- * - When the command exits, whatever it left running in its group is ended the same way.
- *   The promise settles only once no process of the group is alive, so that a message is
+ * - When the command exits, whatever it left running in its session is ended the same way.
+ *   The promise settles only once no process of the task is alive, so that a message is
  *   acked, nacked or released only when nothing of its task runs any more. If processes
  *   outlive SIGKILL by KILLED_WAIT seconds (stuck in uninterruptible I/O, state D), a
  *   warning names the group and the task ends anyway: such processes can run none of its
@@ -21,10 +22,10 @@
  */
 import type { ChildProcess, spawn as spawnFunction } from 'node:child_process';
 import type { Message } from '../format/message.js';
-import { groupAlive, signalGroup, waitGroupGone } from '../worker/process-group.js';
+import { signalTask, taskAlive, waitTaskGone } from '../worker/process-group.js';
 import { TaskInterrupted } from '../worker/work.js';
 
-/** Seconds to wait for a group to be gone after SIGKILL before giving up on it. */
+/** Seconds to wait for a task to be gone after SIGKILL before giving up on it. */
 export const KILLED_WAIT = 5;
 /** How long a task that died of a signal waits for the worker to hear of a stop, in ms. */
 const SIGNAL_SETTLE_MS = 250;
@@ -54,7 +55,7 @@ export interface RunTaskOptions {
   killAfter: number;
   /** Aborted: end the task now (the worker's grace is over, or its lease was lost). */
   signal: AbortSignal;
-  /** Aborted: SIGKILL the task's group at once. */
+  /** Aborted: SIGKILL the whole task at once. */
   killNow: AbortSignal;
   /** Whether the worker has begun to stop. */
   stopping: () => boolean;
@@ -103,9 +104,9 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
   const send = (sig: NodeJS.Signals) => {
     if (finished) return; // never signal a group id that may have been reused
     try {
-      signalGroup(pgid, sig);
+      signalTask(pgid, sig);
     } catch (err) {
-      options.warn(`cannot send ${sig} to the task of ${options.queue}/${msg.id} (process group ${pgid}): ${(err as Error).message}`);
+      options.warn(`cannot send ${sig} to the task of ${options.queue}/${msg.id} (session ${pgid}): ${(err as Error).message}`);
     }
   };
   const kill = () => {
@@ -142,12 +143,12 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
     const exit = await exited;
     result = 'error' in exit ? { code: null, signal: null } : exit;
     clearTimeout(timer);
-    // What the command left running in its group ends with it.
-    if (groupAlive(pgid)) end();
-    const gone = await waitGroupGone(pgid, () => killedAt !== undefined && Date.now() - killedAt > KILLED_WAIT * 1000);
+    // What the command left running in its session ends with it.
+    if (taskAlive(pgid)) end();
+    const gone = await waitTaskGone(pgid, () => killedAt !== undefined && Date.now() - killedAt > KILLED_WAIT * 1000);
     if (!gone) {
       options.warn(
-        `processes of the task of ${options.queue}/${msg.id} (process group ${pgid}) are still there ${KILLED_WAIT} s after SIGKILL: ` +
+        `processes of the task of ${options.queue}/${msg.id} (session ${pgid}) are still there ${KILLED_WAIT} s after SIGKILL: ` +
           'they may be stuck in uninterruptible I/O (state D); the task is taken as ended, as they can run none of its code any more',
       );
     }

@@ -1,66 +1,88 @@
 /**
- * Process groups of tasks: a task is started as the leader of a group of its own, so that
- * its whole tree (a shell and what it started) can be signalled, and waited for, as one.
+ * The processes of a task: a task is started as the leader of a session (and process
+ * group) of its own, so that its whole tree can be signalled, and waited for, as one.
+ *
+ * The process group is not enough: a task may put some of its processes in groups of
+ * their own (coreutils `timeout` does, and so does a shell with job control, `set -m`).
+ * They stay in the task's session, which only `setsid` leaves. So on Linux the task is
+ * every process of its session, found through /proc; elsewhere, its process group.
  * Nothing here starts processes; the command line's task runner does.
  */
 import * as fs from 'node:fs';
 
-/** Sends a signal to every process of a group; false if the group no longer exists. */
-export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+/** Sends a signal to every process of the task (session `sid`); false if none is left. */
+export function signalTask(sid: number, signal: NodeJS.Signals): boolean {
+  let any = false;
   try {
-    process.kill(-pgid, signal);
-    return true;
+    process.kill(-sid, signal);
+    any = true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
+  for (const pid of sessionMembers(sid)) {
+    try {
+      process.kill(pid, signal);
+      any = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err; // gone meanwhile
+    }
+  }
+  return any;
 }
 
 /**
- * Whether any process of a group is still alive. Zombies do not count: a process that
+ * Whether any process of the task is still alive. Zombies do not count: a process that
  * has exited but was not yet reaped (by an init that does not reap, as in some
  * containers) runs no code and holds nothing but its entry in the process table.
  */
-export function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-  } catch (err) {
-    // EPERM: a member we may not signal exists.
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+export function taskAlive(sid: number): boolean {
+  if (process.platform !== 'linux') {
+    try {
+      process.kill(-sid, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code !== 'ESRCH'; // EPERM: a member we may not signal
+    }
   }
-  return process.platform !== 'linux' || liveMembersOnLinux(pgid);
+  return sessionMembers(sid).length > 0;
 }
 
-/** Looks through /proc for a member of the group that is not a zombie; true if /proc cannot tell. */
-function liveMembersOnLinux(pgid: number): boolean {
+/**
+ * The live (not zombie) processes of a session, from /proc; on other systems, or if /proc
+ * cannot be read, none (the process group is signalled on its own).
+ */
+function sessionMembers(sid: number): number[] {
+  if (process.platform !== 'linux') return [];
   let pids: string[];
   try {
     pids = fs.readdirSync('/proc');
   } catch {
-    return true;
+    return [];
   }
+  const out: number[] = [];
   for (const pid of pids) {
-    if (!/^\d+$/.test(pid)) continue;
+    const c = pid.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
     let stat: string;
     try {
       stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
     } catch {
       continue; // gone meanwhile
     }
-    // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
+    // pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 4);
+    if (Number(fields[3]) === sid && fields[0] !== 'Z' && fields[0] !== 'X') out.push(Number(pid));
   }
-  return false;
+  return out;
 }
 
 /**
- * Resolves once no process of the group is alive (polling every 20 ms, slowing to 200 ms),
- * or `until()` says to stop waiting. Resolves true if the group is gone.
+ * Resolves once no process of the task is alive (polling every 20 ms, slowing to 200 ms),
+ * or `until()` says to stop waiting. Resolves true if the task is gone.
  */
-export async function waitGroupGone(pgid: number, until: () => boolean = () => false): Promise<boolean> {
+export async function waitTaskGone(sid: number, until: () => boolean = () => false): Promise<boolean> {
   for (let delay = 20; ; delay = Math.min(200, delay * 2)) {
-    if (!groupAlive(pgid)) return true;
+    if (!taskAlive(sid)) return true;
     if (until()) return false;
     await new Promise((resolve) => setTimeout(resolve, delay));
   }

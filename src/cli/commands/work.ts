@@ -20,10 +20,10 @@ export const workCommand: CommandSpec = {
     'cannot start; the message is nacked, and by the queue\'s settings retried after a backoff\n' +
     '(retry_delay, retry_backoff, retry_delay_max), dropped or dead-lettered.\n' +
     '\n' +
-    'Each task runs in a process group of its own. Ending a task (--timeout, a stop, a lost lease)\n' +
-    'sends SIGTERM to its whole group, and SIGKILL --kill-after seconds later. Whatever a command\n' +
-    'leaves running in its group is ended when it exits. A message is settled only once its group\n' +
-    'is gone.\n' +
+    'Each task runs in a session of its own, and every process of that session is the task (also\n' +
+    'those in groups of their own, as coreutils timeout makes). Ending a task (--timeout, a stop, a\n' +
+    'lost lease) sends SIGTERM to all of it, and SIGKILL --kill-after seconds later. Whatever a\n' +
+    'command leaves running is ended when it exits. A message is settled only once the task is gone.\n' +
     '\n' +
     'Leases are renewed every third of message_timeout while a task runs. A lease that is lost\n' +
     '(another host took the message back) ends the task; its message is neither acked nor nacked.\n' +
