@@ -195,3 +195,47 @@ describe('create', () => {
     assert.ok(Date.now() - started < 10_000);
   });
 });
+
+describe('settings and options that contradict themselves', () => {
+  it('a queue cannot be its own dead-letter queue (its dead letters would be dropped)', async () => {
+    const { root, broker } = await setup();
+    const r = ddmq('settings', root, 'q', '--set', 'dead_letter=q');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /cannot be its own dead-letter queue/);
+    await assert.rejects(broker.createQueue('other', { dead_letter: 'other' }), /cannot be its own dead-letter queue/);
+    // In the root's settings it may name a queue: that queue is the last stop.
+    assert.equal(ddmq('settings', root, '--set', 'dead_letter=q', '-s').code, 0);
+  });
+
+  it('a requeue priority with no requeue is refused, on the command line and in json', async () => {
+    const { root } = await setup();
+    for (const args of [
+      ['publish', root, 'q', 'x', '--requeue_prio', '3', '--no-requeue'],
+      ['publish', root, 'q', 'x', '--no-requeue', '--requeue_prio', '3'],
+      ['json', JSON.stringify({ cmd: 'publish', root, queue: 'q', message: 'x', requeue: false, requeue_prio: 3 })],
+      ['json', JSON.stringify({ cmd: 'publish', root, queue: 'q', message: 'x', no_requeue: true, requeue_prio: 3 })],
+    ]) {
+      const r = ddmq(...args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.err, /contradict/);
+    }
+    assert.deepEqual(ls(join(root, 'q')), ['ddmq.yaml', 'work']);
+  });
+
+  it('view and clean with an empty list of queues are refused, not taken for every queue', async () => {
+    const { root } = await setup();
+    for (const args of [['view', root, ''], ['clean', root, ','], ['view', root, ',', '-n']]) {
+      const r = ddmq(...args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.err, /no queue names/);
+    }
+  });
+
+  it('a YAML error says where, without a dangling colon', async () => {
+    const { root } = await setup();
+    fs.writeFileSync(join(root, 'q', 'ddmq.yaml'), 'priority: 1\n  bad: [\n');
+    const r = ddmq('view', root, 'q');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /cannot parse .*ddmq\.yaml as YAML: .*line \d+, column \d+\n$/);
+  });
+});

@@ -122,8 +122,12 @@ describe('ddmq work: a command that cannot start', () => {
     const { dir, root } = await queueOf(['x'], { retry_delay: 0 });
     const script = join(dir, 'not-executable.sh');
     fs.writeFileSync(script, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
+    const started = Date.now();
     const w = startWorker([root, 'q', '--format', 'json', '--', script]);
-    await until(() => w.events().length >= 20, 10_000, 'the worker to retry');
+    await until(() => w.events().length >= 3, 10_000, 'the worker to retry');
+    // Every message would fail the same way: at most about one attempt a second, not a spin.
+    const seconds = (Date.now() - started) / 1000;
+    assert.ok(w.events().length <= seconds + 1, `${w.events().length} attempts in ${seconds.toFixed(1)} s`);
     const sent = Date.now();
     process.kill(w.pid, 'SIGTERM');
     const code = await w.exit(5000);
@@ -147,6 +151,20 @@ describe('ddmq work: a command that cannot start', () => {
     assert.ok(Number(e!.due) >= Date.now() / 1000 + 7, `due about 10 s after the attempt (${e!.due})`);
     const [c] = await broker.counts('q');
     assert.deepEqual([c!.ready, c!.delayed, c!.inFlight], [0, 1, 0]);
+  });
+});
+
+describe('ddmq work: failures are said', () => {
+  it('without -v, each failed task is one line on stderr saying why (a command that cannot start, an exit code)', async () => {
+    const { root } = await queueOf(['x', 'y'], { requeue_limit: 0 });
+    const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
+      const p = spawn(process.execPath, [CLI, 'work', root, 'q', '--max-messages', '1', '--', 'ddmq-test-no-such-command'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      p.on('close', (code) => resolve({ code, err }));
+    });
+    assert.equal(r.code, 6);
+    assert.match(r.err, /^ddmq: failed q\/[0-9a-f]{32}: cannot run ddmq-test-no-such-command: .*ENOENT \(dropped\)$/m);
   });
 });
 

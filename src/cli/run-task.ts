@@ -27,6 +27,8 @@ import { TaskInterrupted } from '../worker/work.js';
 
 /** Seconds to wait for a task to be gone after SIGKILL before giving up on it. */
 export const KILLED_WAIT = 5;
+/** How long a slot waits after a command that could not start, in ms. */
+const CANNOT_START_PAUSE_MS = 1000;
 /** How long a task that died of a signal waits for the worker to hear of a stop, in ms. */
 const SIGNAL_SETTLE_MS = 250;
 
@@ -80,6 +82,7 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
     });
   } catch (err) {
     // Refused before anything ran: a NUL in the message, an argument list too long, ...
+    await sleep(CANNOT_START_PAUSE_MS);
     throw new TaskFailed(`cannot run ${command[0]}: ${(err as Error).message}`, null, null);
   }
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null } | { error: Error }>((resolve) => {
@@ -93,6 +96,9 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
   const pgid = child.pid;
   if (pgid === undefined) {
     const end = await exited;
+    // Every message would fail the same way: at most one such attempt a second per task
+    // slot, whatever retry_delay says, so that a typo cannot make the worker spin.
+    await sleep(CANNOT_START_PAUSE_MS);
     throw new TaskFailed(`cannot run ${command[0]}: ${'error' in end ? end.error.message : 'no process'}`, null, null);
   }
 

@@ -169,7 +169,8 @@ export async function parseSettingsText(content: string | Uint8Array, source: st
     if (doc.errors.length > 0) throw doc.errors[0];
     value = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    const why = ((err as Error).message ?? String(err)).split('\n')[0];
+    // The first line says what and where ("... at line 2, column 1:"); the rest draws it.
+    const why = ((err as Error).message ?? String(err)).split('\n')[0]!.replace(/:$/, '');
     throw new DdmqError('INVALID_SETTING', `cannot parse ${source} as YAML: ${why}`, { path: source, cause: err });
   }
   // An error names a value as written (".inf", "1e400"), not as parsed (Infinity).

@@ -246,6 +246,7 @@ export class Broker implements QueueHost {
     if (key !== '') this.checkQueueFolders(key);
     const source = key === '' ? 'the root settings' : `the settings of queue ${key}`;
     for (const [k, v] of Object.entries(changes)) if (isSettingKey(k) && v !== null) checkSetting(k, v, source);
+    if (key !== '') checkNotOwnDeadLetter(key, changes.dead_letter);
     const next: SettingsLayer = { ...(await this.layer(key, true)) };
     for (const [k, v] of Object.entries(changes)) {
       if (v === null || v === undefined) delete next[k];
@@ -377,6 +378,7 @@ export class Broker implements QueueHost {
   async createQueue(name: string, settings: Partial<Settings> = {}): Promise<boolean> {
     checkQueueName(name);
     for (const [k, v] of Object.entries(settings)) if (isSettingKey(k)) checkSetting(k, v, `the settings for queue ${name}`);
+    checkNotOwnDeadLetter(name, settings.dead_letter);
     if (this.queueFolderState(name) === 'queue') {
       this.checkQueueFolders(name); // a link planted in it is reported, not passed over
       return false;
@@ -706,6 +708,19 @@ function listEntries(dir: string): fs.Dirent[] {
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return [];
     throw ioError(err, 'list', dir);
+  }
+}
+
+/**
+ * A queue's own dead_letter may not name itself: its dead letters would be dropped. (One
+ * set in the root's file may name a queue, which then drops its own: it is the last stop.)
+ */
+function checkNotOwnDeadLetter(queue: string, deadLetter: unknown): void {
+  if (deadLetter === queue) {
+    throw new DdmqError(
+      'INVALID_SETTING',
+      `invalid setting "dead_letter" for queue ${queue}: a queue cannot be its own dead-letter queue (its dead letters would be dropped)`,
+    );
   }
 }
 

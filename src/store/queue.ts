@@ -1115,6 +1115,9 @@ function checkPublishOptions(o: PublishOptions): void {
     throw invalid('requeue limit', o.requeueLimit, 'a non-negative whole number');
   }
   if (o.requeue !== undefined && typeof o.requeue !== 'boolean') throw invalid('requeue', o.requeue, 'true or false');
+  if (o.requeue === false && o.requeuePrio !== undefined) {
+    throw new DdmqError('INVALID_ARGUMENT', 'requeue: false and a requeue priority contradict each other (a requeue priority implies requeue)');
+  }
   if (o.delay !== undefined && !(typeof o.delay === 'number' && o.delay >= 0 && o.delay <= MAX_SECONDS)) {
     throw invalid('delay', o.delay, 'a number of seconds, 0 or more (at most ten years)');
   }

@@ -1,4 +1,4 @@
-import type { DdmqError } from '../../format/errors.js';
+import { DdmqError } from '../../format/errors.js';
 import { checkQueueName } from '../../format/names.js';
 import type { CleanResult } from '../../store/queue.js';
 import { openBroker } from '../open.js';
@@ -16,6 +16,9 @@ export const clean: CommandSpec = {
   options: [CREATE, ...REPORT_OPTIONS],
   async run(input, ctx) {
     const names = listOf(input.queue).map(checkQueueName);
+    if (input.queue !== undefined && names.length === 0) {
+      throw new DdmqError('INVALID_ARGUMENT', `no queue names in ${JSON.stringify(input.queue)} (leave the argument out for every queue)`);
+    }
     const broker = await openBroker(input, ctx);
     const results: CleanResult[] = [];
     const failures: DdmqError[] = [];

@@ -37,6 +37,12 @@ export const publish: CommandSpec = {
     if ((input.file === undefined) === (input.message === undefined)) {
       throw new DdmqError('INVALID_ARGUMENT', 'give either a MESSAGE or --file FILE, not both or neither');
     }
+    if (input.requeue === true && input.no_requeue === true) {
+      throw new DdmqError('INVALID_ARGUMENT', '"requeue" and "no_requeue" contradict each other');
+    }
+    if (input.requeue_prio !== undefined && (input.no_requeue === true || input.requeue === false)) {
+      throw new DdmqError('INVALID_ARGUMENT', '--requeue_prio implies a requeue, and --no-requeue says none: they contradict each other');
+    }
     if (input.file !== undefined) return publishFile(input, ctx, queue, String(input.file));
     let body = input.message;
     if (input.json_message && typeof body === 'string') {
@@ -45,9 +51,6 @@ export const publish: CommandSpec = {
       } catch (err) {
         throw new DdmqError('INVALID_ARGUMENT', `--json-message: the message is not valid JSON (${(err as Error).message})`);
       }
-    }
-    if (input.requeue === true && input.no_requeue === true) {
-      throw new DdmqError('INVALID_ARGUMENT', '"requeue" and "no_requeue" contradict each other');
     }
     const broker = await openBroker(input, ctx);
     // Requeue expired messages first, as the original does; the temp-file sweep is left to clean.

@@ -1,4 +1,4 @@
-import type { DdmqError } from '../../format/errors.js';
+import { DdmqError } from '../../format/errors.js';
 import { checkQueueName } from '../../format/names.js';
 import type { QueueCounts } from '../../store/queue.js';
 import { openBroker } from '../open.js';
@@ -24,6 +24,10 @@ export const view: CommandSpec = {
   ],
   async run(input, ctx) {
     const wanted = listOf(input.queue).map(checkQueueName);
+    const names = wanted;
+    if (input.queue !== undefined && names.length === 0) {
+      throw new DdmqError('INVALID_ARGUMENT', `no queue names in ${JSON.stringify(input.queue)} (leave the argument out for every queue)`);
+    }
     const broker = await openBroker(input, ctx);
     const format = String(input.format);
     const failures: DdmqError[] = [];

@@ -90,7 +90,13 @@ export const workCommand: CommandSpec = {
     let interrupted: NodeJS.Signals | undefined;
     const killNow = new AbortController();
     const ends = new WeakMap<Message, TaskEnd>();
-    const warn = (text: string) => ctx.err(`ddmq: warning: ${text}`);
+    let progress: NodeJS.Timeout | undefined;
+    /** A line on stderr, with the progress line (on a terminal) cleared first, to be drawn again. */
+    const say = (text: string) => {
+      if (progress) process.stderr.write('\r\x1b[K');
+      ctx.err(text);
+    };
+    const warn = (text: string) => say(`ddmq: warning: ${text}`);
 
     const onEvent = (e: WorkEvent) => {
       const error = e.error === undefined ? null : e.error instanceof Error ? e.error.message : String(e.error);
@@ -113,9 +119,10 @@ export const workCommand: CommandSpec = {
             ms: e.ms,
           }),
         );
-      } else if (e.type === 'lease-lost' || e.type === 'error' || (input.v && e.type !== 'done')) {
+      } else if (e.type === 'failed' || e.type === 'lease-lost' || e.type === 'error' || (input.v && e.type !== 'done')) {
+        // Failures are always said, with why: a command that cannot start must not fail silently.
         const due = e.due === undefined ? '' : `, ready again in ${Math.max(0, Math.round(e.due - Date.now() / 1000))} s`;
-        ctx.err(`ddmq: ${e.type} ${queue}/${e.message.id}${error ? `: ${error}` : ''}${e.action ? ` (${e.action}${due})` : ''}`);
+        say(`ddmq: ${e.type} ${queue}/${e.message.id}${error ? `: ${error}` : ''}${e.action ? ` (${e.action}${due})` : ''}`);
       }
     };
     const worker = work(
@@ -169,7 +176,6 @@ export const workCommand: CommandSpec = {
     process.stderr.on('error', ignoreStderrErrors);
 
     // Progress on a terminal: done, failed, requeued, running, remaining, rate, ETA.
-    let progress: NodeJS.Timeout | undefined;
     if (process.stderr.isTTY && !json) {
       progress = setInterval(async () => {
         const s = worker.stats;
