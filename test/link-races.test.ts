@@ -131,3 +131,36 @@ describe('nothing outside the root under races: a folder swapped for a link whil
     }
   }
 });
+
+describe('group access is never given through a link', () => {
+  it('a folder swapped for a link right after ddmq made it: refused, and the link target keeps its mode', async () => {
+    const { patchFs } = await import('./helpers.js');
+    const dir = tempDir('ddmq-races-');
+    const root = join(dir, 'root');
+    const canary = join(dir, 'canary');
+    fs.mkdirSync(canary, { mode: 0o755 });
+    fs.chmodSync(canary, 0o755);
+    const broker = await Broker.open(root, { create: true });
+    await broker.setSettings(undefined, { group_shared: true });
+    await broker.createQueue('q');
+    const delayed = join(root, 'q', 'delayed');
+    const restore = patchFs('mkdirSync', (original) =>
+      ((path: fs.PathLike, options?: fs.MakeDirectoryOptions) => {
+        const made = original(path, options as never);
+        if (fs.realpathSync(String(path)) === delayed) {
+          // The attacker's swap, between the mkdir and the chmod.
+          fs.rmdirSync(delayed);
+          fs.symlinkSync(canary, delayed);
+        }
+        return made;
+      }) as typeof fs.mkdirSync,
+    );
+    try {
+      await assert.rejects(broker.publish('q', 'later', { delay: 60 }), (e) => isDdmqError(e, 'UNSAFE_PATH'));
+    } finally {
+      restore();
+    }
+    assert.equal(fs.statSync(canary).mode & 0o7777, 0o755, 'no group access given to the target');
+    assert.deepEqual(fs.readdirSync(canary), []);
+  });
+});
