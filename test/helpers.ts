@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -80,4 +81,27 @@ export function worker(...args: (string | number)[]): Promise<ChildResult> {
     p.on('error', reject);
     p.on('close', (code) => resolve({ code, out, err }));
   });
+}
+
+/**
+ * Everything below a folder, for "nothing here changed": each entry with its mode, inode
+ * and mtime (a file rewritten with the same bytes was still written), files with a hash
+ * of their content, links with their targets. The folder itself is included.
+ */
+export function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    const st = fs.lstatSync(d);
+    out[d] = `dir ${st.mode.toString(8)} ${st.ino} ${st.mtimeMs}`;
+    for (const name of fs.readdirSync(d).sort()) {
+      const p = join(d, name);
+      const s = fs.lstatSync(p);
+      if (s.isSymbolicLink()) out[p] = `-> ${fs.readlinkSync(p)}`;
+      else if (s.isDirectory()) walk(p);
+      else if (s.isFile()) out[p] = `${s.mode.toString(8)} ${s.ino} ${s.mtimeMs} ${createHash('sha1').update(fs.readFileSync(p)).digest('hex')}`;
+      else out[p] = `special ${s.mode.toString(8)} ${s.ino}`;
+    }
+  };
+  walk(dir);
+  return out;
 }

@@ -7,13 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Broker, type DdmqError, isDdmqError } from '../src/index.js';
 import { tmpdir } from 'node:os';
-import { CLI, setMtime } from './helpers.js';
+import { CLI, setMtime, snapshot } from './helpers.js';
 
 // Removed by the last after() below, once it has checked what is left.
 const base = fs.mkdtempSync(join(process.env.DDMQ_TEST_DIR ?? tmpdir(), 'ddmq-hostile-'));
@@ -25,22 +24,6 @@ const warnings: DdmqError[] = [];
 let broker: Broker;
 let keepIds: string[] = [];
 
-/** Every file below a folder with a hash of its content, symbolic links as their targets. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const name of fs.readdirSync(d).sort()) {
-      const p = join(d, name);
-      const st = fs.lstatSync(p);
-      if (st.isSymbolicLink()) out[p] = `-> ${fs.readlinkSync(p)}`;
-      else if (st.isDirectory()) walk(p);
-      else if (st.isFile()) out[p] = createHash('sha1').update(fs.readFileSync(p)).digest('hex');
-      else out[p] = 'special';
-    }
-  };
-  walk(dir);
-  return out;
-}
 let outsideBefore: Record<string, string>;
 
 before(async () => {

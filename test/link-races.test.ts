@@ -9,31 +9,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, isDdmqError } from '../src/index.js';
-import { REPO, tempDir } from './helpers.js';
+import { REPO, snapshot, tempDir } from './helpers.js';
 
 const SWAP = join(REPO, 'test', 'fixtures', 'swap.py');
 const canSwap = process.platform === 'linux';
 
-function snapshot(dir: string): string {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    const st = fs.lstatSync(d);
-    out.push(`${d} dir ${st.mode.toString(8)} ${st.ino} ${st.mtimeMs}`);
-    for (const name of fs.readdirSync(d).sort()) {
-      const p = join(d, name);
-      const s = fs.lstatSync(p);
-      if (s.isDirectory()) walk(p);
-      else out.push(`${p} ${s.mode.toString(8)} ${s.ino} ${s.mtimeMs} ${createHash('sha1').update(fs.readFileSync(p)).digest('hex')}`);
-    }
-  };
-  walk(dir);
-  return out.join('\n');
-}
 
 function swapper(a: string, b: string, seconds: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -113,7 +97,7 @@ async function race(place: Place, mode: 'exposed' | 'pinFolders') {
   }
   broker.close();
   assert.ok(n > 100, `the swapper swapped (${n} times)`);
-  assert.equal(snapshot(canary), before, 'the canary outside the root is untouched');
+  assert.deepEqual(snapshot(canary), before, 'the canary outside the root is untouched');
   assert.deepEqual(unexpected, []);
   // Every message a call reported published is in the root: ready, in flight, delayed, or acked.
   const fresh = await Broker.open(root);

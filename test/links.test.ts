@@ -9,12 +9,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker } from '../src/index.js';
-import { CLI, tempDir } from './helpers.js';
+import { CLI, snapshot, tempDir } from './helpers.js';
 
 const ID = '0123456789abcdef0123456789abcdef';
 const READY = `5.17000000000000000000.ddmq${ID}`;
@@ -59,26 +58,6 @@ const COMMANDS: { name: string; args: (root: string, q: string) => string[]; una
   { name: 'work', args: (r, q) => ['work', r, q, '--max-messages', '1', '--idle-exit', '1', '--', 'true'] },
 ];
 
-/** Every file below a folder with a hash of its content; links as their targets; folders listed too. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const name of fs.readdirSync(d).sort()) {
-      const p = join(d, name);
-      const st = fs.lstatSync(p);
-      if (st.isSymbolicLink()) out[p] = `-> ${fs.readlinkSync(p)}`;
-      else if (st.isDirectory()) {
-        out[p] = `dir ${st.mode.toString(8)} ${st.mtimeMs}`;
-        walk(p);
-      } else {
-        // Inode and mtime too: a file rewritten with the same bytes was still written.
-        out[p] = `${st.mode.toString(8)} ${st.ino} ${st.mtimeMs} ${createHash('sha1').update(fs.readFileSync(p)).digest('hex')}`;
-      }
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 /** What the link points at: a canary that looks like what ddmq expects in that place. */
 function makeCanary(dir: string, place: Place, foreign: boolean): void {

@@ -187,24 +187,17 @@ describe('delayed/ and the original tool', () => {
     };
     const { patchFs } = await import('./helpers.js');
     let removed = false;
-    const restore = patchFs('openSync', (original) =>
-      ((path: fs.PathLike, ...rest: unknown[]) => {
+    // The writer makes its temporary file with openSync or writeFileSync: the folder goes first.
+    const removeFirst = <F extends (...a: never[]) => unknown>(original: F) =>
+      ((path: unknown, ...rest: unknown[]) => {
         if (!removed && isDelayedTemp(String(path))) {
           removed = true;
           fs.rmdirSync(join(dir, 'delayed'));
         }
-        return (original as (...a: unknown[]) => number)(path, ...rest);
-      }) as typeof fs.openSync,
-    );
-    const restoreWrite = patchFs('writeFileSync', (original) =>
-      ((path: fs.PathOrFileDescriptor, ...rest: unknown[]) => {
-        if (!removed && isDelayedTemp(String(path))) {
-          removed = true;
-          fs.rmdirSync(join(dir, 'delayed'));
-        }
-        return (original as (...a: unknown[]) => void)(path, ...rest);
-      }) as typeof fs.writeFileSync,
-    );
+        return (original as unknown as (...a: unknown[]) => unknown)(path, ...rest);
+      }) as unknown as F;
+    const restore = patchFs('openSync', removeFirst);
+    const restoreWrite = patchFs('writeFileSync', removeFirst);
     try {
       await broker.publish('q', 'later', { delay: 60 });
     } finally {

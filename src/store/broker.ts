@@ -630,22 +630,32 @@ export class Broker implements QueueHost {
   }
 
   /**
-   * Requeues expired messages of one queue, or of every queue. Over every queue, one that
-   * cannot be cleaned (a bad ddmq.yaml, a link in its place, a failing disk) does not stop
-   * the others: its result carries the `error`, with zero counts.
+   * Requeues expired messages of one queue, of a list of queues, or of every queue. Over a
+   * list or every queue, one that cannot be cleaned (missing, a bad ddmq.yaml, a link in
+   * its place, a failing disk) does not stop the others: its result carries the `error`,
+   * with zero counts. One queue named alone throws its error.
    */
-  async clean(queue?: string, options?: CleanOptions): Promise<CleanResult[]> {
-    if (queue !== undefined) return [await (await this.queue(queue)).clean(options)];
+  async clean(queue?: string | string[], options?: CleanOptions): Promise<CleanResult[]> {
+    if (typeof queue === 'string') return [await (await this.queue(queue)).clean(options)];
     return this.eachQueue(
+      queue,
       (q) => q.clean(options),
       (name, error) => ({ queue: name, requeued: 0, dropped: 0, deadLettered: 0, corrupt: 0, tempsRemoved: 0, error }),
     );
   }
 
-  /** Runs fn on every queue; a queue that fails gets `failed(name, error)` in its place. */
-  private async eachQueue<T>(fn: (q: Queue) => T | Promise<T>, failed: (name: string, error: DdmqError) => T): Promise<T[]> {
+  /**
+   * Runs fn on the named queues (each name checked first), or on every queue; a queue that
+   * fails gets `failed(name, error)` in its place.
+   */
+  private async eachQueue<T>(
+    names: string[] | undefined,
+    fn: (q: Queue) => T | Promise<T>,
+    failed: (name: string, error: DdmqError) => T,
+  ): Promise<T[]> {
+    const entries: { name: string; problem?: DdmqError }[] = names === undefined ? this.queueEntries() : names.map((name) => ({ name: checkQueueName(name) }));
     const out: T[] = [];
-    for (const entry of this.queueEntries()) {
+    for (const entry of entries) {
       if (entry.problem) {
         out.push(failed(entry.name, entry.problem));
         continue;
@@ -666,13 +676,14 @@ export class Broker implements QueueHost {
   }
 
   /**
-   * Ready, delayed, in-flight, expired and corrupt counts of one queue, or of every queue.
-   * Over every queue, one that cannot be read does not stop the others: its result
-   * carries the `error`, with zero counts.
+   * Ready, delayed, in-flight, expired and corrupt counts of one queue, of a list of
+   * queues, or of every queue. Over a list or every queue, one that cannot be read does
+   * not stop the others: its result carries the `error`, with zero counts.
    */
-  async counts(queue?: string): Promise<QueueCounts[]> {
-    if (queue !== undefined) return [await (await this.queue(queue)).counts()];
+  async counts(queue?: string | string[]): Promise<QueueCounts[]> {
+    if (typeof queue === 'string') return [await (await this.queue(queue)).counts()];
     return this.eachQueue(
+      queue,
       (q) => q.counts(),
       (name, error) => ({ queue: name, ready: 0, delayed: 0, inFlight: 0, expired: 0, corrupt: 0, nextDue: null, error }),
     );

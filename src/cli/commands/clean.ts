@@ -4,7 +4,7 @@ import type { CleanResult } from '../../store/queue.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
 import { type CommandSpec, CREATE, exitCodeOver, listOf, REPORT_OPTIONS, ROOT_ARG } from '../spec.js';
-import { isQueueFailure, reportFailure } from './each-queue.js';
+import { reportFailure } from './each-queue.js';
 
 export const clean: CommandSpec = {
   name: 'clean',
@@ -26,18 +26,7 @@ export const clean: CommandSpec = {
       reportFailure(ctx, err);
       failures.push(err);
     };
-    if (names.length === 0) {
-      for (const r of await broker.clean()) (r.error ? fail(r.error) : results.push(r));
-    } else {
-      for (const q of names) {
-        try {
-          results.push(...(await broker.clean(q)));
-        } catch (err) {
-          if (!isQueueFailure(err)) throw err;
-          fail(err);
-        }
-      }
-    }
+    for (const r of await broker.clean(names.length === 0 ? undefined : names)) (r.error ? fail(r.error) : results.push(r));
     const rows = results.map((r) => ({ queue: r.queue, requeued: r.requeued, dropped: r.dropped, dead_lettered: r.deadLettered, corrupt: r.corrupt, temps_removed: r.tempsRemoved }));
     if (!input.s) {
       await emit(ctx, String(input.format), rows, (r) => `cleaned ${r.queue} (${r.requeued} requeued, ${r.dropped} dropped, ${r.dead_lettered} dead-lettered, ${r.corrupt} corrupt)`);

@@ -4,7 +4,7 @@ import type { QueueCounts } from '../../store/queue.js';
 import { openBroker } from '../open.js';
 import { emit, table } from '../output.js';
 import { type CommandSpec, CREATE, DEBUG, exitCodeOver, FORMAT, listOf, ROOT_ARG, VERBOSE } from '../spec.js';
-import { isQueueFailure, reportFailure } from './each-queue.js';
+import { reportFailure } from './each-queue.js';
 
 export const view: CommandSpec = {
   name: 'view',
@@ -45,18 +45,7 @@ export const view: CommandSpec = {
       return exitCodeOver(failures, names.length + failures.length);
     }
     const counts: QueueCounts[] = [];
-    if (wanted.length === 0) {
-      for (const c of await broker.counts()) (c.error ? fail(c.error) : counts.push(c));
-    } else {
-      for (const q of wanted) {
-        try {
-          counts.push(...(await broker.counts(q)));
-        } catch (err) {
-          if (!isQueueFailure(err)) throw err;
-          fail(err);
-        }
-      }
-    }
+    for (const r of await broker.counts(wanted.length === 0 ? undefined : wanted)) (r.error ? fail(r.error) : counts.push(r));
     const rows = counts.map((c) => ({ queue: c.queue, ready: c.ready, delayed: c.delayed, in_flight: c.inFlight, expired: c.expired, corrupt: c.corrupt }));
     if (format === 'table') {
       if (rows.length > 0 || failures.length === 0) {
