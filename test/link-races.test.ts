@@ -69,9 +69,22 @@ async function race(place: Place, mode: 'exposed' | 'pinFolders') {
       return false;
     }
   };
+  // The attacker also removes work/ and delayed/ of the real queue folder when they are empty,
+  // so that ddmq has to make them again in the middle of the swaps. (Through a descriptor
+  // of the real folder: never the canary's.)
+  const realQueue = fs.openSync(join(root, 'q'), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   const swaps = swapper(join(root, place), link, 2);
   const until = Date.now() + 2000;
   for (let i = 0; Date.now() < until; i++) {
+    if (i % 5 === 0) {
+      for (const sub of ['work', 'delayed']) {
+        try {
+          fs.rmdirSync(`/proc/${process.pid}/fd/${realQueue}/${sub}`);
+        } catch {
+          // not empty, a link just now, or gone already
+        }
+      }
+    }
     if (await attempt(() => broker.publish('q', `m${i}`, i % 5 === 0 ? { delay: 1 } : {}))) published++;
     if (i % 2 === 0) continue;
     let taken: Awaited<ReturnType<Broker['consume']>> = [];
@@ -83,6 +96,7 @@ async function race(place: Place, mode: 'exposed' | 'pinFolders') {
     await new Promise((resolve) => setImmediate(resolve));
   }
   const n = await swaps;
+  fs.closeSync(realQueue);
   // With the folders back in place, the same calls all work again, with no refusal at all
   // (a refusal during the swaps must come from the swaps, not from the pinning).
   for (let i = 0; i < 20; i++) {
@@ -146,5 +160,33 @@ describe('group access is never given through a link', () => {
     }
     assert.equal(fs.statSync(canary).mode & 0o7777, 0o755, 'no group access given to the target');
     assert.deepEqual(fs.readdirSync(canary), []);
+  });
+});
+
+describe('which trees pin the per-message calls', () => {
+  async function pinnedAfter(prepare: (root: string) => void): Promise<boolean> {
+    const root = join(tempDir('ddmq-exposed-'), 'root');
+    const setup = await Broker.open(root, { create: true });
+    await setup.createQueue('q');
+    fs.chmodSync(root, 0o755);
+    fs.chmodSync(join(root, 'q'), 0o755);
+    prepare(root);
+    const broker = await Broker.open(root);
+    await broker.publish('q', 'x');
+    const pinned = (await broker.queue('q')).pinned;
+    broker.close();
+    return pinned;
+  }
+
+  it('a tree only this user can write keeps plain paths; any write access for others, sticky or not, pins', async () => {
+    assert.equal(await pinnedAfter(() => {}), false, 'private');
+    assert.equal(await pinnedAfter((r) => fs.chmodSync(join(r, 'q'), 0o775)), true, 'group-writable queue folder');
+    assert.equal(await pinnedAfter((r) => fs.chmodSync(join(r, 'q'), 0o3770)), true, 'group-writable and sticky: others can still make delayed/ first');
+    assert.equal(await pinnedAfter((r) => fs.chmodSync(r, 0o1777)), true, 'a world-writable sticky root');
+    assert.equal(await pinnedAfter((r) => fs.mkdirSync(join(r, 'q', 'delayed'), { mode: 0o777 }) ?? fs.chmodSync(join(r, 'q', 'delayed'), 0o777)), true, 'a subfolder others can write');
+  });
+
+  it('a queue folder owned by another user pins', { skip: process.getuid?.() !== 0 && 'needs root to give a folder away' }, async () => {
+    assert.equal(await pinnedAfter((r) => fs.chownSync(join(r, 'q'), 65534, 65534)), true);
   });
 });

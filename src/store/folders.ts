@@ -7,8 +7,9 @@
  *
  * - check(): the queue folder and each subfolder that exists are looked at with lstat,
  *   and must be real folders. It also tells whether anyone but this user can swap them:
- *   a root or queue folder owned by another user (root aside), or writable by the group or
- *   others without the sticky bit, is "exposed".
+ *   a root, queue folder or subfolder owned by another user (root aside), or writable by
+ *   the group or others (sticky or not), is "exposed". The folders above the root are
+ *   the user's to trust: the root's path is followed as given.
  * - pin(): the folders are opened one level at a time, each without following a link
  *   (O_NOFOLLOW), and used through their open descriptors (/proc/PID/fd/N), which keep
  *   naming the folder that was checked even if its name is swapped for a link midway.
@@ -183,7 +184,8 @@ export class QueueFolders {
     if (dir === null) return null;
     const sub = {} as Record<Subfolder, fs.Stats | null>;
     for (const name of SUBFOLDERS) sub[name] = realDirStat(join(this.paths.dir, name));
-    return { dir, sub, exposed: othersCanWrite(dir) || othersCanWrite(rootStat(this.root)) };
+    const exposed = othersCanWrite(dir) || othersCanWrite(rootStat(this.root)) || SUBFOLDERS.some((name) => sub[name] !== null && othersCanWrite(sub[name]!));
+    return { dir, sub, exposed };
   }
 
   /** Whether a pinned queue still holds the folders its names lead to, as `check` found them. */
@@ -204,7 +206,10 @@ export class QueueFolders {
       closeAll(dir, sub);
       throw err;
     }
-    const at = (name: Subfolder) => sub[name]?.at ?? join(this.paths.dir, name);
+    // A subfolder that is not there yet has a path that leads nowhere: reached by its name,
+    // even through the pinned queue folder, it could be a link by the time it is used. It is
+    // made with mkdir through the pinned folder (which never follows a link), then pinned.
+    const at = (name: Subfolder) => sub[name]?.at ?? NOWHERE + join(this.paths.dir, name);
     return { dir, sub, paths: { dir: dir.at, work: at(WORK_DIR), delayed: at(DELAYED_DIR), corrupt: at(CORRUPT_DIR) } };
   }
 
@@ -246,6 +251,13 @@ export class QueueFolders {
   }
 }
 
+/**
+ * The prefix of the path of a pinned queue's subfolder that is not there: no process has
+ * a descriptor -1, so nothing under it can exist, and no one can make it. A call through
+ * it fails with ENOENT, and the caller makes the subfolder (Queue.ensureSubfolder).
+ */
+export const NOWHERE = '/proc/self/fd/-1';
+
 /** What check() found. */
 export interface FolderCheck {
   dir: fs.Stats;
@@ -265,14 +277,16 @@ export function unpin(pinned: PinnedQueue): void {
 }
 
 /**
- * Whether someone other than this user (or root) can rename entries in a folder: it is
- * theirs, or it is writable by its group or by others and not sticky.
+ * Whether someone other than this user (or root) can change a folder's entries: it is
+ * theirs, or its group or others may write it. The sticky bit does not help: it stops
+ * others renaming our entries, not making the ones we make later (delayed/, corrupt/)
+ * first, and swapping their own at will.
  */
 function othersCanWrite(stat: fs.Stats): boolean {
   const uid = process.getuid?.();
   if (uid === undefined) return true;
   if (stat.uid !== uid && stat.uid !== 0) return true;
-  return (stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0;
+  return (stat.mode & 0o022) !== 0;
 }
 
 /** The root's own stat, following a link there (the root may be one). */

@@ -50,7 +50,10 @@ export function unregisterPinned(at: string): void {
 
 /** The path to show for a path that may go through a pinned folder. */
 export function shownPath(path: string): string {
-  if (pinnedNames.size === 0 || !path.startsWith('/proc/')) return path;
+  if (!path.startsWith('/proc/')) return path;
+  // A subfolder that is not there, of a pinned queue (folders.ts NOWHERE).
+  if (path.startsWith('/proc/self/fd/-1/')) return path.slice('/proc/self/fd/-1'.length);
+  if (pinnedNames.size === 0) return path;
   const slash = path.indexOf(sep, path.indexOf('/fd/') + 4);
   const at = slash < 0 ? path : path.slice(0, slash);
   const shown = pinnedNames.get(at);

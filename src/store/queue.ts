@@ -320,9 +320,18 @@ export class Queue {
     return this.hot !== before;
   }
 
-  /** A subfolder was just made: when pinned, pin it too before it is used. */
-  private subfolderMade(name: Subfolder): void {
-    if (this.hot !== null && this.hot.sub[name] === null) this.checkFolders(true);
+  /**
+   * Makes sure a subfolder is there for the per-message calls. With plain paths it is made
+   * if missing. With pinned folders a missing one is made with mkdir through the pinned
+   * queue folder (mkdir never follows a link) and then pinned like the others; a link
+   * swapped in meanwhile is refused (UNSAFE_PATH) and its path keeps leading nowhere.
+   */
+  private ensureSubfolder(name: Subfolder): void {
+    if (this.hot === null) ensureDir(this.paths[name], { groupShared: this.groupShared });
+    else if (this.hot.sub[name] === null) {
+      ensureDir(this.hot.dir.at + sep + name, { groupShared: this.groupShared });
+      this.checkFolders(true);
+    }
   }
 
   async settings(): Promise<Settings> {
@@ -405,12 +414,13 @@ export class Queue {
   /** Writes a message into delayed/, named by the second it is due; moved into the queue when it is. */
   private writeDelayed(msg: Message, settings: Settings, due: number, batched = false, given?: QueuePaths): void {
     for (let attempt = 1; ; attempt++) {
-      let p = given ?? this.paths;
-      ensureDir(p.delayed, { groupShared: settings.group_shared });
       if (given === undefined) {
-        this.subfolderMade('delayed');
-        p = this.paths;
+        this.groupShared = settings.group_shared;
+        this.ensureSubfolder('delayed');
+      } else {
+        ensureDir(given.delayed, { groupShared: settings.group_shared });
       }
+      const p = given ?? this.paths;
       try {
         this.write(msg, settings, p.delayed, inFlightFileName(due, msg.filename, ''), batched);
         break;
@@ -641,15 +651,13 @@ export class Queue {
     } catch (err) {
       // work/ itself may be gone (deleted by hand): make it again and try once more.
       if (errnoOf((err as { cause?: unknown }).cause) === 'ENOENT' && exists(this.dir)) {
-        if (p === this.paths && this.hot !== null) {
-          // The work/ we hold pinned was removed: pin again (it is made below if missing).
-          this.checkFolders(true);
-          p = this.paths;
-        }
-        ensureDir(p.work, { groupShared: this.groupShared });
         if (p === this.paths) {
-          this.subfolderMade('work');
+          // The work/ we hold pinned may have been removed: look again, then make it.
+          if (this.hot !== null) this.checkFolders(true);
+          this.ensureSubfolder('work');
           p = this.paths;
+        } else {
+          ensureDir(p.work, { groupShared: this.groupShared });
         }
         return claimRename(src, join(p.work, inFlightName));
       }
