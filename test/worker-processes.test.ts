@@ -7,12 +7,12 @@
  * a test makes is killed in `after`, whatever happened.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Broker } from '../src/index.js';
-import { CLI, tempDir } from './helpers.js';
+import { CLI, REPO, tempDir } from './helpers.js';
 
 const groups = new Set<number>();
 const pids = new Set<number>();
@@ -66,6 +66,12 @@ interface Worker {
 }
 
 /** Starts `ddmq work ARGS` as the leader of its own process group, as a shell starts a job. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {}
+}
+
 function startWorker(args: string[]): Worker {
   const child = spawn(process.execPath, [CLI, 'work', ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   groups.add(child.pid!);
@@ -296,6 +302,34 @@ describe('ddmq work: the whole process group of a task ends with it', () => {
       assert.equal((await broker.counts('q'))[0]!.ready, 1, 'released');
     });
   }
+
+  it('a task that ignores SIGTERM and keeps forking into new groups is frozen and killed whole by --timeout', async () => {
+    const { dir, root } = await queueOf(['a'], {}, { requeue: false });
+    const tag = `ddmq-hopper-${process.pid}-${Date.now()}`;
+    // python3 itself, not a wrapper script (pyenv's) that a SIGTERM would end before the hopper starts.
+    const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+    const ready = join(dir, 'hopping');
+    const hopper = join(REPO, 'test', 'fixtures', 'hopper.py');
+    const left = () =>
+      fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+        try {
+          return fs.readFileSync(`/proc/${p}/cmdline`, 'latin1').includes(tag) && alive(Number(p));
+        } catch {
+          return false;
+        }
+      });
+    try {
+      const w = startWorker([root, 'q', '--timeout', '3', '--kill-after', '1', '--max-messages', '1', '--format', 'json', '--', python, hopper, tag, ready]);
+      assert.equal(await w.exit(20_000), 6, w.err);
+      assert.ok(fs.existsSync(ready), 'the hopper was running when it was ended');
+      assert.deepEqual(w.events().map((e) => [e.event, e.action]), [['failed', 'dropped']]);
+      assert.deepEqual(left(), [], 'nothing of the task is left');
+    } finally {
+      // What a failed run leaves keeps moving: stop it (round after round), then kill it.
+      for (let round = 0; round < 200; round++) for (const p of left()) signal(Number(p), 'SIGSTOP');
+      for (const p of left()) signal(Number(p), 'SIGKILL');
+    }
+  });
 
   it('what a command leaves running in its group is ended before its message is acked', async () => {
     const { dir, root } = await queueOf(['a']);

@@ -151,7 +151,11 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
     clearTimeout(timer);
     // What the command left running in its session ends with it.
     if (taskAlive(pgid)) end();
-    const gone = await waitTaskGone(pgid, () => killedAt !== undefined && Date.now() - killedAt > KILLED_WAIT * 1000);
+    const gone = await waitTaskGone(
+      pgid,
+      () => killedAt !== undefined && Date.now() - killedAt > KILLED_WAIT * 1000,
+      () => killedAt !== undefined && send('SIGKILL'), // what forked past the last SIGKILL
+    );
     if (!gone) {
       options.warn(
         `processes of the task of ${options.queue}/${msg.id} (session ${pgid}) are still there ${KILLED_WAIT} s after SIGKILL: ` +
