@@ -141,6 +141,26 @@ describe('requeue_limit and dead letters', () => {
     assert.equal((await broker.counts('dead'))[0]!.ready, 2);
     broker.close();
   });
+
+  it("the queue the root's file names as dead_letter drops its own dead letters, and says so once", async () => {
+    const root = join(tempDir(), 'root');
+    const warnings: string[] = [];
+    const broker = await Broker.open(root, { create: true, settingsTtl: 0, onWarning: (w) => warnings.push(w.message) });
+    await broker.createQueue('dead', { retry_delay: 0 });
+    await broker.setSettings(undefined, { dead_letter: 'dead' });
+    for (const text of ['one', 'two']) await broker.publish('dead', text, { requeue: false });
+    for (let m = await broker.consumeOne('dead'); m; m = await broker.consumeOne('dead')) {
+      assert.equal((await broker.nack(m)).action, 'dropped');
+    }
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, /queue dead is the root's dead_letter queue, so its own dead letters are dropped/);
+    // Its own file can say where they go instead.
+    await broker.setSettings('dead', { dead_letter: 'graveyard' });
+    await broker.publish('dead', 'three', { requeue: false });
+    assert.equal((await broker.nack((await broker.consumeOne('dead'))!)).action, 'dead-lettered');
+    assert.equal(warnings.length, 1);
+    broker.close();
+  });
 });
 
 describe('files the original tool reads the same way', () => {

@@ -231,6 +231,8 @@ export class Queue {
   private workSlash: string;
   /** When folders.check() last ran (host clock, ms). */
   private checkedAt = -Infinity;
+  /** Whether it was said once that this queue, the root's dead_letter, drops its own dead letters. */
+  private warnedOwnDeadLetter = false;
 
   /** The cached, sorted listing that consume claims from. */
   private listing = ReadyListing.EMPTY;
@@ -841,6 +843,18 @@ export class Queue {
         unlinkIfExists(claimedPath);
         this.host.log('info', `dead-lettered ${this.name}/${claimed} to ${settings.dead_letter}/${filename}`);
         return { action: 'dead-lettered', queue: settings.dead_letter, filename };
+      }
+      if (settings.dead_letter === this.name && !this.warnedOwnDeadLetter) {
+        // Only the root's file can say so (a queue's own may not): this queue is the last stop.
+        this.warnedOwnDeadLetter = true;
+        this.host.warn(
+          new DdmqError(
+            'INVALID_SETTING',
+            `queue ${this.name} is the root's dead_letter queue, so its own dead letters are dropped ` +
+              `(${this.name}/${claimed}: ${reason}); set its own dead_letter to another queue to keep them`,
+            { path: join(this.host.root, 'ddmq.yaml') },
+          ),
+        );
       }
       unlinkIfExists(claimedPath);
       this.host.log('info', `dropped ${this.name}/${claimed} (${reason})`);
