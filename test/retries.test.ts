@@ -59,6 +59,17 @@ describe('retry backoff', () => {
     broker.close();
   });
 
+  it('with pinned folders too, a failure makes delayed/ when it is missing and waits there', async () => {
+    const root = join(tempDir(), 'root');
+    const broker = await Broker.open(root, { create: true, pinFolders: true });
+    await broker.createQueue('q', { retry_delay: 30 });
+    await broker.publish('q', 'x');
+    const r = await broker.nack((await broker.consumeOne('q'))!);
+    assert.equal(r.action, 'requeued');
+    assert.deepEqual(ls(join(root, 'q', 'delayed')).map((f) => parseInFlightName(f)!.expiry), [r.due]);
+    broker.close();
+  });
+
   it('expired leases come back at once, at requeue_prio; forced requeues and releases at once too', async () => {
     const { broker, clock } = await setup({ retry_delay: 100, expiry_grace: 0, requeue_prio: 3 });
     await broker.publish('q', 'abandoned', { timeout: 5 });

@@ -413,24 +413,33 @@ export class Queue {
     return msg;
   }
 
-  /** Writes a message into delayed/, named by the second it is due; moved into the queue when it is. */
+  /**
+   * Writes a message into delayed/, named by the second it is due; moved into the queue when
+   * it is. `given`: folders pinned for one call (clean's), else the queue's own.
+   */
   private writeDelayed(msg: Message, settings: Settings, due: number, batched = false, given?: QueuePaths): void {
-    for (let attempt = 1; ; attempt++) {
-      if (given === undefined) {
+    const name = inFlightFileName(due, msg.filename, '');
+    if (given !== undefined && given !== this.paths) {
+      // delayed/ pinned for this one write, made first through the pinned queue folder.
+      const delayed = this.folders.pinSubfolder('delayed', settings.group_shared);
+      try {
+        this.write(msg, settings, delayed.at, name, batched);
+      } finally {
+        delayed.close();
+      }
+    } else {
+      for (let attempt = 1; ; attempt++) {
         this.groupShared = settings.group_shared;
         this.ensureSubfolder('delayed');
-      } else {
-        ensureDir(given.delayed, { groupShared: settings.group_shared });
-      }
-      const p = given ?? this.paths;
-      try {
-        this.write(msg, settings, p.delayed, inFlightFileName(due, msg.filename, ''), batched);
-        break;
-      } catch (err) {
-        // RACE: a cleaner removed delayed/ (found empty) between our mkdir and our write, or
-        // removed the delayed/ we hold pinned: look again (and pin again) before a retry.
-        if (!isDdmqError(err, 'IO') || err.osCode !== 'ENOENT' || attempt >= 5 || !exists(this.dir)) throw err;
-        if (given === undefined) this.stalePin(err);
+        try {
+          this.write(msg, settings, this.paths.delayed, name, batched);
+          break;
+        } catch (err) {
+          // RACE: a cleaner removed delayed/ (found empty) between our mkdir and our write, or
+          // removed the delayed/ we hold pinned: look again (and pin again) before a retry.
+          if (!isDdmqError(err, 'IO') || err.osCode !== 'ENOENT' || attempt >= 5 || !exists(this.dir)) throw err;
+          this.stalePin(err);
+        }
       }
     }
     this.nextDelayedScan = Math.min(this.nextDelayedScan, due * 1000);
