@@ -69,11 +69,10 @@ export interface ChildResult {
   err: string;
 }
 
-/** Runs test/fixtures/worker.mjs with the arguments; resolves when it exits. */
-export function worker(...args: (string | number)[]): Promise<ChildResult> {
-  const script = join(REPO, 'test', 'fixtures', 'worker.mjs');
+/** Runs a command to its end, collecting its output. */
+export function runChild(cmd: string, args: (string | number)[]): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [script, ...args.map(String)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args.map(String), { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
@@ -82,6 +81,21 @@ export function worker(...args: (string | number)[]): Promise<ChildResult> {
     p.on('close', (code) => resolve({ code, out, err }));
   });
 }
+
+/** Runs test/fixtures/worker.mjs with the arguments; resolves when it exits. */
+export function worker(...args: (string | number)[]): Promise<ChildResult> {
+  return runChild(process.execPath, [join(REPO, 'test', 'fixtures', 'worker.mjs'), ...args]);
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
 
 /**
  * Everything below a folder, for "nothing here changed": each entry with its mode, inode

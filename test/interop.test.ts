@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, isDdmqError, parseInFlightName } from '../src/index.js';
-import { CLI, ls, REPO, setMtime, tempDir } from './helpers.js';
+import { CLI, ls, REPO, runChild, setMtime, tempDir } from './helpers.js';
 
 const SCRIPT = join(REPO, 'test', 'fixtures', 'original_ops.py');
 
@@ -38,17 +38,7 @@ function original(...args: (string | number)[]): string {
 }
 
 /** A child process running alongside others. */
-function child(cmd: string, args: (string | number)[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args.map(String), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-    p.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
+const child = runChild;
 
 const MEASURE = join(REPO, 'scripts', 'interop-cleaners.mjs');
 

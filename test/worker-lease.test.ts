@@ -7,16 +7,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, DdmqError, type Message, work, type WorkEvent } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { sleep, tempDir } from './helpers.js';
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 
 async function setup(settings: Record<string, unknown> = {}) {
   const root = join(tempDir(), 'root');
