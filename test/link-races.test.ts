@@ -73,9 +73,13 @@ async function race(place: Place, mode: 'exposed' | 'pinFolders') {
   // so that ddmq has to make them again in the middle of the swaps. (Through a descriptor
   // of the real folder: never the canary's.)
   const realQueue = fs.openSync(join(root, 'q'), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  // The calls run for as long as the swapper does (it may start late on a loaded machine,
+  // and it cannot swap a work/ that no call makes again).
+  let swapping = true;
   const swaps = swapper(join(root, place), link, 2);
-  const until = Date.now() + 2000;
-  for (let i = 0; Date.now() < until; i++) {
+  const done = () => (swapping = false);
+  swaps.then(done, done);
+  for (let i = 0; swapping; i++) {
     if (i % 5 === 0) {
       for (const sub of ['work', 'delayed']) {
         try {
