@@ -22,7 +22,7 @@
  */
 import type { ChildProcess, spawn as spawnFunction } from 'node:child_process';
 import type { Message } from '../format/message.js';
-import { signalTask, taskAlive, waitTaskGone } from '../worker/process-group.js';
+import { forkCount, signalTask, type Task, taskAlive, waitTaskGone } from '../worker/process-group.js';
 import { TaskInterrupted } from '../worker/work.js';
 
 /** Seconds to wait for a task to be gone after SIGKILL before giving up on it. */
@@ -74,6 +74,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function runTask(spawn: typeof spawnFunction, command: string[], msg: Message, options: RunTaskOptions): Promise<TaskEnd> {
   const text = msg.text;
   let child: ChildProcess;
+  const forksBefore = forkCount(); // before the leader's fork: see process-group.ts
   try {
     child = spawn(command[0]!, command.slice(1).map((a) => a.replaceAll('{}', text)), {
       detached: true,
@@ -101,6 +102,7 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
     await sleep(CANNOT_START_PAUSE_MS);
     throw new TaskFailed(`cannot run ${command[0]}: ${'error' in end ? end.error.message : 'no process'}`, null, null);
   }
+  const task: Task = { sid: pgid, forksBefore };
 
   let why: 'timeout' | 'stop' | undefined;
   let ending = false;
@@ -110,7 +112,7 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
   const send = (sig: NodeJS.Signals) => {
     if (finished) return; // never signal a group id that may have been reused
     try {
-      signalTask(pgid, sig);
+      signalTask(task, sig);
     } catch (err) {
       options.warn(`cannot send ${sig} to the task of ${options.queue}/${msg.id} (session ${pgid}): ${(err as Error).message}`);
     }
@@ -150,9 +152,9 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
     result = 'error' in exit ? { code: null, signal: null } : exit;
     clearTimeout(timer);
     // What the command left running in its session ends with it.
-    if (taskAlive(pgid)) end();
+    if (taskAlive(task)) end();
     const gone = await waitTaskGone(
-      pgid,
+      task,
       () => killedAt !== undefined && Date.now() - killedAt > KILLED_WAIT * 1000,
       () => killedAt !== undefined && send('SIGKILL'), // what forked past the last SIGKILL
     );

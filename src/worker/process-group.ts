@@ -9,7 +9,11 @@
  *
  * Looking through /proc costs a read per process, so only the processes made since the
  * task's leader are read: pids are handed out in increasing order (wrapping at pid_max),
- * and nothing older than the leader can be in its session. A task that keeps forking
+ * and nothing older than the leader can be in its session. That holds only while the pids
+ * have not gone round a whole cycle since the leader (minutes on a busy host with the
+ * old default pid_max of 32768): the kernel's count of forks (/proc/stat "processes",
+ * which never wraps) says how many were handed out at most, and past half a cycle the
+ * whole of /proc is read. A task that keeps forking
  * could slip between two looks, so a task is gone only after two looks in a row find
  * nothing, and SIGKILL freezes the task first (SIGSTOP, until no new process appears),
  * and is sent again by the task runner as long as any of the task is seen alive.
@@ -22,11 +26,31 @@ const FREEZE_MS = 500;
 /** How many rounds a pid that could not be read yet is looked at again (a fork still under way). */
 const UNSEEN_ROUNDS = 3;
 
-/** Sends a signal to every process of the task (session `sid`, led by the process `sid`); false if none is left. */
-export function signalTask(sid: number, signal: NodeJS.Signals): boolean {
-  if (signal === 'SIGKILL' && process.platform === 'linux') return killTask(sid);
-  let any = send(-sid, signal);
-  for (const pid of sessionMembers(sid)) any = send(pid, signal) || any;
+/** A task's processes: the session led by the process `sid`. */
+export interface Task {
+  sid: number;
+  /** The kernel's count of forks just before the task was started (forkCount()). */
+  forksBefore: number | null;
+}
+
+/** How many processes (and threads) the kernel has made since it booted; null if unknown. */
+export function forkCount(): number | null {
+  if (process.platform !== 'linux') return null;
+  try {
+    const stat = fs.readFileSync('/proc/stat', 'latin1');
+    const at = stat.indexOf('\nprocesses ');
+    const n = at < 0 ? NaN : Number.parseInt(stat.slice(at + 11), 10);
+    return Number.isSafeInteger(n) ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Sends a signal to every process of the task; false if none is left. */
+export function signalTask(task: Task, signal: NodeJS.Signals): boolean {
+  if (signal === 'SIGKILL' && process.platform === 'linux') return killTask(task);
+  let any = send(-task.sid, signal);
+  for (const pid of sessionMembers(task)) any = send(pid, signal) || any;
   return any;
 }
 
@@ -38,11 +62,12 @@ export function signalTask(sid: number, signal: NodeJS.Signals): boolean {
  * made no new process. A pid handed out to a fork that is still under way cannot be read
  * yet; it is looked at again in the next few rounds.
  */
-function killTask(sid: number): boolean {
+function killTask(task: Task): boolean {
+  const { sid } = task;
   const stopped = new Set<number>();
   send(-sid, 'SIGSTOP');
   let from = lastPid();
-  for (const pid of sessionMembers(sid)) if (send(pid, 'SIGSTOP')) stopped.add(pid);
+  for (const pid of sessionMembers(task)) if (send(pid, 'SIGSTOP')) stopped.add(pid);
   let unseen = new Map<number, number>();
   const deadline = Date.now() + FREEZE_MS;
   for (let quiet = 0; from !== null && quiet < 2 && Date.now() < deadline; ) {
@@ -66,7 +91,7 @@ function killTask(sid: number): boolean {
   }
   let any = send(-sid, 'SIGKILL');
   for (const pid of stopped) any = send(pid, 'SIGKILL') || any;
-  for (const pid of sessionMembers(sid)) any = send(pid, 'SIGKILL') || any;
+  for (const pid of sessionMembers(task)) any = send(pid, 'SIGKILL') || any;
   return any;
 }
 
@@ -131,16 +156,16 @@ function send(target: number, signal: NodeJS.Signals): boolean {
  * has exited but was not yet reaped (by an init that does not reap, as in some
  * containers) runs no code and holds nothing but its entry in the process table.
  */
-export function taskAlive(sid: number): boolean {
+export function taskAlive(task: Task): boolean {
   if (process.platform !== 'linux') {
     try {
-      process.kill(-sid, 0);
+      process.kill(-task.sid, 0);
       return true;
     } catch (err) {
       return (err as NodeJS.ErrnoException).code !== 'ESRCH'; // EPERM: a member we may not signal
     }
   }
-  return sessionMembers(sid).length > 0;
+  return sessionMembers(task).length > 0;
 }
 
 /**
@@ -148,9 +173,10 @@ export function taskAlive(sid: number): boolean {
  * systems, or if /proc cannot be read, none (the process group is signalled on its own).
  * Only processes made since the leader are read (see the top of this file).
  */
-function sessionMembers(sid: number): number[] {
+function sessionMembers(task: Task): number[] {
   if (process.platform !== 'linux') return [];
-  const since = pidsSince(sid);
+  const { sid } = task;
+  const since = pidsSince(task);
   let candidates: Iterable<number>;
   if (since !== null && since.count <= PROBE_AT_MOST) {
     // Few pids were handed out since the leader: look at each, not at the whole of /proc.
@@ -176,9 +202,13 @@ const PROBE_AT_MOST = 512;
 /**
  * The pids handed out at or after `leader`'s: from it to the last pid handed out (read
  * after any listing of /proc, so that every listed pid is covered), wrapping at pid_max.
- * null where that cannot be read: every pid counts then.
+ * null where that cannot be read, or where the pids may have gone round a whole cycle
+ * since the leader: every pid counts then. (Exported for its test.)
  */
-function pidsSince(leader: number): { count: number; has: (pid: number) => boolean; pids: () => Iterable<number> } | null {
+export function pidsSince(task: Task): { count: number; has: (pid: number) => boolean; pids: () => Iterable<number> } | null {
+  const leader = task.sid;
+  const forks = forkCount();
+  if (task.forksBefore === null || forks === null) return null;
   let last: number;
   let max: number;
   try {
@@ -188,6 +218,8 @@ function pidsSince(leader: number): { count: number; has: (pid: number) => boole
     return null;
   }
   if (!Number.isSafeInteger(last) || !Number.isSafeInteger(max) || last <= 0 || max <= leader) return null;
+  // Past half a cycle of pids, a range from the leader could hide a whole cycle.
+  if (forks - task.forksBefore >= max / 2) return null;
   if (last >= leader) {
     return {
       count: last - leader + 1,
@@ -214,10 +246,10 @@ function pidsSince(leader: number): { count: number; has: (pid: number) => boole
  * is gone. `stillThere()` is called at each look that finds some of it alive: a task
  * that forked past a SIGKILL is killed again there.
  */
-export async function waitTaskGone(sid: number, until: () => boolean = () => false, stillThere: () => void = () => {}): Promise<boolean> {
+export async function waitTaskGone(task: Task, until: () => boolean = () => false, stillThere: () => void = () => {}): Promise<boolean> {
   let empty = 0;
   for (let delay = 20; ; ) {
-    if (!taskAlive(sid)) {
+    if (!taskAlive(task)) {
       if (++empty >= 2) return true;
       await new Promise((resolve) => setImmediate(resolve));
       continue;
