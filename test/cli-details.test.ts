@@ -238,4 +238,27 @@ describe('settings and options that contradict themselves', () => {
     assert.equal(r.code, 2);
     assert.match(r.err, /cannot parse .*ddmq\.yaml as YAML: .*line \d+, column \d+\n$/);
   });
+
+  it('a FIFO in place of a ddmq.yaml is refused by every command alike, not read as an empty file', async () => {
+    const { root, broker } = await setup({ message_timeout: 5 });
+    await broker.publish('q', 'x');
+    fs.rmSync(join(root, 'q', 'ddmq.yaml'));
+    spawnSync('mkfifo', [join(root, 'q', 'ddmq.yaml')]);
+    for (const args of [['view', root, 'q'], ['peek', root, 'q'], ['consume', root, 'q'], ['clean', root, 'q'], ['settings', root, 'q'], ['publish', root, 'q', 'y']]) {
+      const r = ddmq(...args);
+      assert.equal(r.code, 2, `${args[0]}: ${r.out}${r.err}`);
+      assert.match(r.err, /ddmq\.yaml: it is not a regular file/);
+    }
+    assert.equal(ls(join(root, 'q', 'work')).length, 0, 'nothing consumed');
+  });
+
+  it('a corrupt message is reported by its path in the tree, also when the folders are pinned', async () => {
+    const { root } = await setup();
+    fs.writeFileSync(join(root, 'q', '1.17960000000000000000.ddmq0123456789abcdef0123456789abcdef'), 'not json');
+    fs.utimesSync(join(root, 'q', '1.17960000000000000000.ddmq0123456789abcdef0123456789abcdef'), 1e9, 1e9);
+    const r = spawnSync(process.execPath, [CLI, 'consume', root, 'q'], { encoding: 'utf8', env: { ...process.env, DDMQ_PIN_FOLDERS: '1' } });
+    assert.equal(r.status, 3, r.stderr);
+    assert.match(r.stderr, new RegExp(`corrupt message file ${join(root, 'q', 'work')}/`));
+    assert.doesNotMatch(r.stderr, /\/proc\//);
+  });
 });

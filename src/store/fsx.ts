@@ -160,7 +160,8 @@ let readBuffer = Buffer.allocUnsafe(64 * 1024);
  * link planted in the tree cannot make ddmq read outside it), and what is not a regular
  * file is refused (UNSAFE_PATH): a folder fails the read with EISDIR; a FIFO, opened
  * without blocking, gives EAGAIN or nothing; an endless device stops at MAX_READ_BYTES.
- * There is no fstat: a short read is the end of a regular file.
+ * There is no fstat for a file that has content (a short read is the end of a regular
+ * file); an empty one is looked at, as a FIFO without a writer reads as empty.
  */
 export function readRegularFile(path: string): Buffer | null {
   let fd: number;
@@ -191,6 +192,7 @@ export function readRegularFile(path: string): Buffer | null {
       length += got;
       if (got < wanted) break;
     }
+    if (length === 0 && !fs.fstatSync(fd).isFile()) throw unsafePath(path, 'is not a regular file');
     const content = Buffer.from(readBuffer.subarray(0, length));
     if (readBuffer.length > 1024 * 1024) readBuffer = Buffer.allocUnsafe(64 * 1024); // do not keep a huge one
     return content;

@@ -697,7 +697,7 @@ export class Queue {
     }
     if (content === null) return null;
     try {
-      const msg = decodeMessage(content, { queue: this.name, file, path });
+      const msg = decodeMessage(content, { queue: this.name, file, path: this.workDir + sep + inFlight }); // the path to show
       msg.queue = this.name; // the folder it is in, whatever the file says
       return msg;
     } catch (err) {
