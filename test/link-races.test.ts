@@ -194,3 +194,27 @@ describe('which trees pin the per-message calls', () => {
     assert.equal(await pinnedAfter((r) => fs.chownSync(join(r, 'q'), 65534, 65534)), true);
   });
 });
+
+describe('pinning again and again', { skip: !canSwap && 'needs /proc' }, () => {
+  it('folders pinned before are closed once a call is done with them: an attacker who removes work/ over and over cannot run us out of descriptors', async () => {
+    const root = join(tempDir('ddmq-repin-'), 'root');
+    const broker = await Broker.open(root, { create: true, pinFolders: true });
+    await broker.createQueue('q', { dead_letter: 'dead', retry_delay: 0 });
+    const fds = () => fs.readdirSync('/proc/self/fd').length;
+    await broker.publish('q', 'warm up');
+    await broker.ack((await broker.consumeOne('q'))!);
+    const before = fds();
+    for (let i = 0; i < 300; i++) {
+      fs.rmdirSync(join(root, 'q', 'work')); // empty: each consume has to make it and pin it again
+      await broker.publish('q', `m${i}`, { requeueLimit: 0 });
+      const m = (await broker.consumeOne('q'))!;
+      if (i % 2 === 0) await broker.ack(m);
+      else assert.equal((await broker.nack(m)).action, 'dead-lettered'); // holds its folders across an await
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(fds() - before < 20, `${fds() - before} more descriptors open after 300 pins`);
+    assert.equal((await broker.counts('dead'))[0]!.ready, 150);
+    broker.close();
+  });
+});

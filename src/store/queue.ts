@@ -57,8 +57,6 @@ import {
 
 export { CORRUPT_DIR, DELAYED_DIR, SETTINGS_FILE, WORK_DIR } from './folders.js';
 
-/** How long folders pinned for the per-message calls stay open after they were replaced, in ms. */
-const RETIRED_PIN_MS = 30_000;
 /** Seconds a cleaner or nack holds an in-flight file it claimed while it requeues it. */
 const REQUEUE_CLAIM_SECONDS = 60;
 /** A message file that does not parse and changed this recently may still be being written. */
@@ -229,6 +227,10 @@ export class Queue {
   // With the separator, for paths built per message (names are checked; join would only normalise).
   private dirSlash: string;
   private workSlash: string;
+  /** Pinned folders held open across an await, and how many times (holdPaths). */
+  private readonly holds = new Map<PinnedQueue, number>();
+  /** Pinned folders no longer in use, to be closed once no one holds them. */
+  private readonly retired = new Set<PinnedQueue>();
   /** When folders.check() last ran (host clock, ms). */
   private checkedAt = -Infinity;
   /** Whether it was said once that this queue, the root's dead_letter, drops its own dead letters. */
@@ -298,16 +300,35 @@ export class Queue {
 
   /**
    * Switches the per-message paths to `pinned` (or to the plain ones). The folders pinned
-   * before are closed a while later, not now: a call that started before the switch may
-   * still use their paths, and a descriptor closed too soon could be reused for another.
+   * before are closed once the call under way has returned (its synchronous part may still
+   * use their paths, and a descriptor closed too soon could be reused for another), or,
+   * when a call holds them across an await (holdPaths), once it lets them go. Closing them
+   * later than that would let an attacker who makes us pin again and again (removing
+   * work/ over and over) run the process out of descriptors.
    */
   private usePaths(pinned: PinnedQueue | null): void {
     const old = this.hot;
-    if (old !== null) setTimeout(() => unpin(old), RETIRED_PIN_MS).unref();
+    if (old !== null) {
+      if (this.holds.has(old)) this.retired.add(old);
+      else setImmediate(() => unpin(old));
+    }
     this.hot = pinned;
     this.paths = pinned?.paths ?? this.folders.paths;
     this.dirSlash = this.paths.dir + sep;
     this.workSlash = this.paths.work + sep;
+  }
+
+  /** Keeps the folders pinned now open until the returned function is called. */
+  private holdPaths(): () => void {
+    const held = this.hot;
+    if (held === null) return () => {};
+    this.holds.set(held, (this.holds.get(held) ?? 0) + 1);
+    return () => {
+      const left = this.holds.get(held)! - 1;
+      if (left > 0) return void this.holds.set(held, left);
+      this.holds.delete(held);
+      if (this.retired.delete(held)) unpin(held);
+    };
   }
 
   /**
@@ -848,10 +869,16 @@ export class Queue {
             },
           },
         });
-        const filename = await this.host.put(settings.dead_letter, dead);
-        unlinkIfExists(claimedPath);
-        this.host.log('info', `dead-lettered ${this.name}/${claimed} to ${settings.dead_letter}/${filename}`);
-        return { action: 'dead-lettered', queue: settings.dead_letter, filename };
+        // claimedPath may go through pinned folders: they stay open across the await.
+        const release = p === this.paths ? this.holdPaths() : () => {};
+        try {
+          const filename = await this.host.put(settings.dead_letter, dead);
+          unlinkIfExists(claimedPath);
+          this.host.log('info', `dead-lettered ${this.name}/${claimed} to ${settings.dead_letter}/${filename}`);
+          return { action: 'dead-lettered', queue: settings.dead_letter, filename };
+        } finally {
+          release();
+        }
       }
       if (settings.dead_letter === this.name && !this.warnedOwnDeadLetter) {
         // Only the root's file can say so (a queue's own may not): this queue is the last stop.
