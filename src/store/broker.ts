@@ -648,23 +648,25 @@ export class Broker implements QueueHost {
    * and over the window since `since` (epoch ms; default an hour ago), throughput per
    * minute, runtime percentiles, the done rate and ETA, workers per host, the most common
    * errors, and the current counts. Every queue (also those that only have records left),
-   * or the named ones.
+   * or the named ones. A queue that cannot be counted (a link in its place, a bad
+   * ddmq.yaml) is in `problems`; its current counts are null.
    */
-  async stats(queues?: string | string[], options: { since?: number } = {}): Promise<Stats> {
+  async stats(queues?: string | string[], options: { since?: number } = {}): Promise<Stats & { problems: DdmqError[] }> {
     const { summarize } = await import('../format/stats.js'); // only stats needs it
     const now = this.now();
     const wanted = typeof queues === 'string' ? [queues] : queues;
     const current = new Map<string, CurrentCounts>();
+    const problems: DdmqError[] = [];
     for (const c of await this.counts(wanted)) {
       if (c.error === undefined) current.set(c.queue, { ready: c.ready, delayed: c.delayed, in_flight: c.inFlight, expired: c.expired, corrupt: c.corrupt });
       // A deleted queue has only its records left (its current counts are null); a queue that
-      // cannot be counted (a link in its place) is said, and its records are still summed up.
-      else if (!isDdmqError(c.error, 'QUEUE_MISSING')) this.warn(c.error);
+      // cannot be counted (a link in its place) is in `problems`, and its records are still summed up.
+      else if (!isDdmqError(c.error, 'QUEUE_MISSING')) problems.push(c.error);
     }
     const names = wanted ?? [...new Set([...current.keys(), ...recordQueues(this.root)])].sort();
     const all: TaskRecord[] = [];
     for await (const r of this.records(names)) all.push(r);
-    return summarize(all, current, { now, since: options.since });
+    return { ...summarize(all, current, { now, since: options.since }), problems };
   }
 
   /** Takes the next ready message; null if there is none. */

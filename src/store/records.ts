@@ -99,6 +99,8 @@ export class RecordWriter {
         this.append(queue, lines.join(''));
         this.warned.delete(queue);
       } catch (err) {
+        // A root deleted (or its ddmq.yaml removed) meanwhile has nothing to keep records for.
+        if (!rootInitialised(this.root)) continue;
         if (this.warned.has(queue)) continue;
         this.warned.add(queue);
         const why = isDdmqError(err) ? err.message : String(err);
@@ -262,6 +264,14 @@ function fileStat(path: string): fs.Stats | null {
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return null;
     throw ioError(err, 'look up', path);
+  }
+}
+
+function rootInitialised(root: string): boolean {
+  try {
+    return fs.statSync(join(root, 'ddmq.yaml')).isFile();
+  } catch {
+    return false;
   }
 }
 

@@ -3,7 +3,8 @@ import { DdmqError } from '../../format/errors.js';
 import { checkQueueName } from '../../format/names.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
-import { type CommandSpec, DEBUG, EXIT, FORMAT, listOf, ROOT_ARG, VERBOSE } from '../spec.js';
+import { type CommandSpec, DEBUG, EXIT, exitCodeOver, FORMAT, listOf, ROOT_ARG, VERBOSE } from '../spec.js';
+import { reportFailure } from './each-queue.js';
 
 export const statsCommand: CommandSpec = {
   name: 'stats',
@@ -31,21 +32,24 @@ export const statsCommand: CommandSpec = {
     const broker = await openBroker(input, ctx);
     const since = input.since === undefined ? undefined : parseSince(String(input.since), broker.now());
     const stats = await broker.stats(wanted.length === 0 ? undefined : wanted, { since });
+    // A queue that cannot be counted is said, as view does; its records are still shown.
+    for (const p of stats.problems) reportFailure(ctx, p);
+    const code = exitCodeOver(stats.problems, Math.max(stats.queues.length, stats.problems.length));
     const prometheus = input.prometheus as string | undefined;
     if (prometheus !== undefined) {
       const { prometheusText } = await import('../../format/stats.js');
       const text = prometheusText(stats);
       if (prometheus === '-') {
         ctx.out(text.trimEnd());
-        return EXIT.OK;
+        return code;
       }
       writeAtomically(prometheus, text);
       if (input.v) ctx.err(`ddmq: info: wrote ${prometheus}`);
-      return EXIT.OK;
+      return code;
     }
     const rows = [...stats.queues, ...(stats.queues.length > 1 ? [stats.total] : [])].map((q) => ({ ...q, since_ms: stats.since, now_ms: stats.now }));
     await emit(ctx, String(input.format), rows, (r) => plainStats(r as unknown as (typeof stats.queues)[number], stats.since));
-    return EXIT.OK;
+    return code;
   },
 };
 
