@@ -159,7 +159,7 @@ describe('task records', () => {
   });
 
   it('clean bounds them: files older than history_max_age go, then the oldest beyond history_max_bytes; recent ones stay', async () => {
-    const { broker, dir } = await setup({ history_max_age: 3600, history_max_bytes: 2500 });
+    const { broker, dir } = await setup({ history_max_age: 3600, history_max_bytes: 1500 });
     fs.mkdirSync(dir, { recursive: true });
     const line = `${JSON.stringify({ queue: 'q', id: 'x', host: 'h', pid: 1, start: null, end: 1, runtime_ms: null, outcome: 'done', action: 'acked', exit_code: null, signal: null, attempt: null, error: null })}\n`;
     const files = { 'h-1-1.jsonl': 7200e3, 'h-2-1.jsonl': 3000e3, 'h-3-1.jsonl': 2000e3, 'h-4-1.jsonl': 1000e3, 'h-5-1.jsonl': 60e3, 'h-6-1.jsonl': 30e3 };
@@ -170,7 +170,7 @@ describe('task records', () => {
     const size = fs.statSync(join(dir, 'h-1-1.jsonl')).size;
     assert.ok(size >= 1000 && size < 1300);
     await broker.clean('q');
-    // h-1 is too old; then 5 files (> 2500 bytes): h-2, h-3, h-4 go, oldest first; h-5 and
+    // h-1 is too old; then 5 files (> 1500 bytes): h-2, h-3, h-4 go, oldest first; h-5 and
     // h-6 were written in the last 10 minutes: never dropped for size, even over the bound.
     assert.deepEqual(ls(dir), ['h-5-1.jsonl', 'h-6-1.jsonl']);
   });
