@@ -37,7 +37,7 @@ if (opts.help) {
   --fs      file systems: tmpfs (/dev/shm), ext4 (a journaled ext4 image on a loop device; root only),
             disk (this machine's root disk, in /var/tmp)   [default: tmpfs,ext4 as root, else tmpfs]
   --only    workloads: 1 original 5k, 2 100k, 3 depth, 4 processes, 5 producers+consumers latency,
-            6 CLI, 7 fsync, 8 sshfs, mem (memory of a deep drain)   [default: all]
+            6 CLI, 7 fsync, 8 sshfs, mem (memory of a deep drain), h (W1 with task records vs without)   [default: all]
   --runs    runs per figure, at least 5 [5]
   --w1-size messages of workload 1 [5000] (the README's peer comparison uses 50000 on the root disk)`);
   process.exit(0);
@@ -56,7 +56,7 @@ const SIZE = {
   w7: Q ? 300 : 1000,
   w8: Q ? 300 : 1000,
 };
-const only = new Set((opts.only ?? '1,2,3,4,5,6,7,8,mem').split(','));
+const only = new Set((opts.only ?? '1,h,2,3,4,5,6,7,8,mem').split(','));
 const fsNames = (opts.fs ?? (Q || !isRoot ? 'tmpfs' : 'tmpfs,ext4')).split(',');
 const say = (text) => process.stderr.write(`${text}\n`);
 const now = () => performance.now();
@@ -129,6 +129,39 @@ async function paired(label, ddmqRun, floorRun) {
   const f = median(floor);
   say(`  ${label}: ${round(m)} msg/s, floor ${round(f)} msg/s, ratio ${round(m / f, 2)}`);
   return { msgs_per_s: round(m), floor_msgs_per_s: round(f), ratio: round(m / f, 3), runs: RUNS };
+}
+
+/**
+ * W1 with task records (the history setting, on by default) against W1 without, in the
+ * same run, alternating; the broker's close (which writes the last records) is timed too.
+ * The requirement: with records, at least 0.95 of the rate without.
+ */
+async function historyCost(base, count) {
+  const once = async (history) => {
+    const root = fresh(base);
+    const t = now();
+    const b = await Broker.open(root, { create: true });
+    if (!history) await b.setSettings(undefined, { history: false });
+    await b.createQueue('q');
+    await ddmqPublish(b, count);
+    const n = await ddmqDrain(b);
+    b.close();
+    const rate = (count / (now() - t)) * 1000;
+    if (n !== count) throw new Error(`consumed ${n} of ${count}`);
+    rm(root);
+    return rate;
+  };
+  const on = [];
+  const off = [];
+  for (let r = 0; r < RUNS; r++) {
+    off.push(await once(false));
+    on.push(await once(true));
+  }
+  const m = median(on);
+  const f = median(off);
+  say(`  W1 with task records: ${round(m)} msg/s, without ${round(f)} msg/s, ratio ${round(m / f, 3)}`);
+  // In the table, the "floor" column holds the rate without records, and the ratio is against it.
+  return { msgs_per_s: round(m), floor_msgs_per_s: round(f), ratio: round(m / f, 3), without_history: true, runs: RUNS };
 }
 
 async function publishThenConsume(base, count, { fsync = false } = {}) {
@@ -417,6 +450,7 @@ for (const name of fsNames) {
   say(`\n${target.label}`);
   try {
     if (only.has('1')) results.push({ name: `W1 publish ${SIZE.w1}, then consume+ack them`, fs: target.label, ...(await publishThenConsume(target.base, SIZE.w1)), target: '>= 0.7 x floor' });
+    if (only.has('h')) results.push({ name: `W1 ${SIZE.w1} with task records vs without (history)`, fs: target.label, ...(await historyCost(target.base, SIZE.w1)), target: '>= 0.95 x without' });
     if (only.has('2')) results.push({ name: `W2 publish ${SIZE.w2}, then consume+ack them`, fs: target.label, ...(await publishThenConsume(target.base, SIZE.w2)), target: '>= 0.7 x floor' });
     let deepRoot;
     if (only.has('3') || only.has('mem')) deepRoot = await depth(target.base, results, target.label);
@@ -472,6 +506,7 @@ for (const w of workloads) {
   const notes = [];
   if (w.deep_over_shallow !== undefined) notes.push(`deep/shallow ${w.deep_over_shallow} (floor ${w.floor_deep_over_shallow}); next 2000: ${w.steady_deep_over_shallow} (floor ${w.floor_steady_deep_over_shallow})`);
   if (w.over_one_process !== undefined) notes.push(`x1 proc ${w.over_one_process}; lost ${round(w.lost_claims_share * 100, 1)}%`);
+  if (w.without_history) notes.push('floor column: the same W1 with history: false');
   if (w.latency_p50_ms !== undefined) notes.push(`p50 ${w.latency_p50_ms} ms, p99 ${w.latency_p99_ms} ms`);
   if (w.times_bare_start !== undefined) notes.push(`${w.ms} ms = ${w.times_bare_start} x node start`);
   rows.push([w.name, w.fs ?? '', w.ms !== undefined ? `${w.ms} ms` : `${w.msgs_per_s}/s`, w.floor_ms !== undefined ? `${w.floor_ms} ms` : `${w.floor_msgs_per_s}/s`, String(w.ratio), notes.join('; ')]);

@@ -86,6 +86,28 @@ describe('interoperability with the original tool', { skip: PYTHON === undefined
     assert.deepEqual(ls(join(root, 'q', 'work')), []);
   });
 
+  it("task records (ROOT/.ddmq/records) are invisible to the original: its queues, view, purge and delete work unchanged", async () => {
+    const { root, broker } = await tree();
+    await broker.createQueue('other');
+    for (let i = 0; i < 4; i++) await broker.publish('q', i);
+    const [a, b] = await broker.consume('q', { n: 2 });
+    await broker.ack(a!);
+    await broker.nack(b!, { requeue: false });
+    broker.close();
+    assert.equal(ls(join(root, '.ddmq', 'records', 'q')).length, 1, 'records were written');
+    assert.equal(original('queues', root), 'other\nq\n');
+    assert.deepEqual(JSON.parse(original('view', root)), { other: [0, 0], q: [2, 0] });
+    assert.deepEqual(JSON.parse(original('purge', root, 'q')), [2, 0]);
+    original('delete', root, 'q');
+    original('delete', root, 'other');
+    assert.deepEqual(ls(root), ['.ddmq', 'ddmq.yaml'], 'both queues deleted; the records are left for stats');
+    assert.deepEqual(JSON.parse(original('view', root)), {});
+    // And ours: no queue there, the records of the deleted queue still summed up.
+    assert.deepEqual(await broker.listQueues(), []);
+    const stats = await broker.stats();
+    assert.deepEqual([stats.queues[0]!.queue, stats.queues[0]!.current, stats.queues[0]!.all_time.done], ['q', null, 1]);
+  });
+
   it('we consume what the original publishes, in numeric order, and ack it', async () => {
     const { root, broker } = await tree();
     original('publish', root, 'q', 'low', 1000);

@@ -55,6 +55,8 @@ const COMMANDS: { name: string; args: (root: string, q: string) => string[]; una
   // The root's own settings have nothing to do with a queue's folders.
   { name: 'settings', args: (r) => ['settings', r], unaffected: ['queue folder', 'work/', 'delayed/', 'corrupt/', 'queue ddmq.yaml'] },
   { name: 'settings --set', args: (r) => ['settings', r, '--set', 'priority=4'], unaffected: ['queue folder', 'work/', 'delayed/', 'corrupt/', 'queue ddmq.yaml'] },
+  { name: 'stats', args: (r) => ['stats', r] },
+  { name: 'stats Q', args: (r, q) => ['stats', r, q] },
   { name: 'work', args: (r, q) => ['work', r, q, '--max-messages', '1', '--idle-exit', '1', '--', 'true'] },
 ];
 

@@ -187,7 +187,7 @@ describe('crash soak', () => {
     assert.equal((await fresh.clean('q'))[0]!.tempsRemoved, 0, 'younger than the default grace: kept');
     await new Promise((r) => setTimeout(r, 1100));
     assert.equal((await fresh.clean('q', { tempGrace: 1 }))[0]!.tempsRemoved, temps.length);
-    assert.deepEqual(ls(root), ['ddmq.yaml', 'q']);
+    assert.deepEqual(ls(root), ['.ddmq', 'ddmq.yaml', 'q'], 'the queue, and the task records beside it');
     assert.deepEqual(ls(dirQ), ['ddmq.yaml', 'work']);
     assert.deepEqual(ls(join(dirQ, 'work')), []);
 

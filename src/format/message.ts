@@ -62,6 +62,8 @@ export class Message implements MessageFields {
    * Until then it waits in the queue's delayed/ folder as `DUE.` + its ready name.
    */
   due: number | undefined = undefined;
+  /** Set by consume: the epoch ms this process took it (the start of its task record). */
+  consumedAt: number | undefined = undefined;
 
   constructor(fields: MessageFields) {
     this.message = fields.message;

@@ -39,6 +39,12 @@ export interface Settings {
   retry_backoff: number;
   /** The longest such wait, in seconds. */
   retry_delay_max: number;
+  /** Keep a record of every finished task under ROOT/.ddmq/records/ (for `ddmq stats`); false: none. */
+  history: boolean;
+  /** Seconds task records are kept: whoever cleans drops record files last written longer ago. */
+  history_max_age: number;
+  /** Bytes of task records kept per queue: whoever cleans drops the oldest record files beyond it. */
+  history_max_bytes: number;
 }
 
 export type SettingsLayer = Partial<Settings> & Record<string, unknown>;
@@ -57,6 +63,9 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   retry_delay: 10,
   retry_backoff: 2,
   retry_delay_max: 600,
+  history: true,
+  history_max_age: 7 * 86400,
+  history_max_bytes: 64 * 1024 * 1024,
 });
 
 /** The longest span of seconds ddmq takes anywhere (leases, delays, waits): ten years. */
@@ -95,6 +104,9 @@ const CHECKS: Record<keyof Settings, Check> = {
   retry_delay: secondsOrZero,
   retry_backoff: factor,
   retry_delay_max: secondsOrZero,
+  history: bool,
+  history_max_age: seconds,
+  history_max_bytes: count,
 };
 
 export const SETTING_KEYS = Object.keys(CHECKS) as (keyof Settings)[];

@@ -36,6 +36,9 @@ import {
   writeFileAtomic,
 } from './fsx.js';
 import { OpenFolder, QueueFolders, SUBFOLDERS } from './folders.js';
+import type { RecordDetails, TaskRecord } from '../format/records.js';
+import type { CurrentCounts, Stats } from '../format/stats.js';
+import { HOST, pruneRecords, readQueueRecords, RecordWriter, recordQueues } from './records.js';
 import {
   type CleanOptions,
   type CleanResult,
@@ -135,6 +138,8 @@ export class Broker implements QueueHost {
   private readonly layers = new Map<string, CachedLayer>();
   /** Layered settings by queue, with the file layers they were made of. */
   private readonly layered = new Map<string, { settings: Settings; root: CachedLayer; own: CachedLayer }>();
+  /** This process's task records of this root, buffered (records.ts). */
+  private readonly recorder: RecordWriter;
 
   private constructor(root: string, options: BrokerOptions) {
     this.root = root;
@@ -149,6 +154,11 @@ export class Broker implements QueueHost {
     this.onWarning = options.onWarning ?? ((w) => process.emitWarning(w.message, { code: w.code }));
     this.logger = options.log;
     this.clock = options.now ?? Date.now;
+    this.recorder = new RecordWriter(root, {
+      now: () => this.now(),
+      warn: (w) => this.warn(w),
+      groupShared: (queue) => (this.cachedSettings(queue) ?? layerSettings(this.layers.get('')?.layer)).group_shared,
+    });
   }
 
   /** Opens the root; ROOT_MISSING or ROOT_UNINITIALISED unless `create` is set. */
@@ -570,9 +580,93 @@ export class Broker implements QueueHost {
     return { moved, skipped, missing };
   }
 
-  /** Stops watching folders for waiting consumers. The broker stays usable. */
+  /** Stops watching folders for waiting consumers, and writes the task records it holds. The broker stays usable. */
   close(): void {
     for (const q of this.queues.values()) q.close();
+    this.recorder.flush();
+  }
+
+  // ---- task records -----------------------------------------------------------------
+
+  /** Keeps a task record (QueueHost): buffered, written within a second (records.ts). */
+  record(r: Omit<TaskRecord, 'host' | 'pid'>): void {
+    this.recorder.add({
+      queue: r.queue,
+      id: r.id,
+      host: HOST,
+      pid: process.pid,
+      start: r.start,
+      end: r.end,
+      runtime_ms: r.runtime_ms,
+      outcome: r.outcome,
+      action: r.action,
+      exit_code: r.exit_code,
+      signal: r.signal,
+      attempt: r.attempt,
+      error: r.error,
+    });
+  }
+
+  /** Bounds a queue's task records (QueueHost; called by clean). A failure is a warning: cleaning goes on. */
+  pruneRecords(queue: string, settings: Settings): void {
+    try {
+      const removed = pruneRecords(this.root, queue, {
+        now: this.now(),
+        maxAgeMs: settings.history_max_age * 1000,
+        maxBytes: settings.history_max_bytes,
+      });
+      if (removed > 0) this.log('info', `removed ${removed} old task record files of ${queue}`);
+    } catch (err) {
+      if (!isDdmqError(err)) throw err;
+      this.warn(new DdmqError(err.code, `task records of queue ${queue} not pruned: ${err.message}`, { path: err.path, osCode: err.osCode, cause: err }));
+    }
+  }
+
+  /**
+   * A worker lost a message's lease: its task ends without an ack or a nack, and only its
+   * record says so (if the queue keeps records).
+   */
+  async recordLeaseLost(msg: Message, details: RecordDetails = {}): Promise<void> {
+    const q = this.queues.get(msg.queue) ?? (await this.queue(msg.queue));
+    if ((await q.settings()).history) q.record(msg, msg.filename, 'lease-lost', null, details);
+  }
+
+  /**
+   * The task records of one queue, of a list of queues, or of every queue that has any
+   * (deleted queues included), ending at or after `since` (epoch ms). In file order, not
+   * sorted; a half-written last line is skipped. This process's own buffered records are
+   * written first, so they are included.
+   */
+  async *records(queue?: string | string[], options: { since?: number } = {}): AsyncGenerator<TaskRecord, void, undefined> {
+    this.recorder.flush();
+    const names = queue === undefined ? recordQueues(this.root) : (typeof queue === 'string' ? [queue] : queue).map(checkQueueName);
+    for (const name of names) yield* readQueueRecords(this.root, name, options.since ?? -Infinity);
+  }
+
+  /**
+   * What the farm did: per queue (and in total), counts by outcome over every kept record
+   * and over the window since `since` (epoch ms; default an hour ago), throughput per
+   * minute, runtime percentiles, the done rate and ETA, workers per host, the most common
+   * errors, and the current counts. Every queue (also those that only have records left),
+   * or the named ones. A queue that cannot be counted (a link in its place, a bad
+   * ddmq.yaml) is in `problems`; its current counts are null.
+   */
+  async stats(queues?: string | string[], options: { since?: number } = {}): Promise<Stats & { problems: DdmqError[] }> {
+    const { summarize } = await import('../format/stats.js'); // only stats needs it
+    const now = this.now();
+    const wanted = typeof queues === 'string' ? [queues] : queues;
+    const current = new Map<string, CurrentCounts>();
+    const problems: DdmqError[] = [];
+    for (const c of await this.counts(wanted)) {
+      if (c.error === undefined) current.set(c.queue, { ready: c.ready, delayed: c.delayed, in_flight: c.inFlight, expired: c.expired, corrupt: c.corrupt });
+      // A deleted queue has only its records left (its current counts are null); a queue that
+      // cannot be counted (a link in its place) is in `problems`, and its records are still summed up.
+      else if (!isDdmqError(c.error, 'QUEUE_MISSING')) problems.push(c.error);
+    }
+    const names = wanted ?? [...new Set([...current.keys(), ...recordQueues(this.root)])].sort();
+    const all: TaskRecord[] = [];
+    for await (const r of this.records(names)) all.push(r);
+    return { ...summarize(all, current, { now, since: options.since }), problems };
   }
 
   /** Takes the next ready message; null if there is none. */
@@ -580,10 +674,15 @@ export class Broker implements QueueHost {
     return (await this.consume(queue, { ...options, n: 1 }))[0] ?? null;
   }
 
-  /** Acknowledges a consumed message (deletes it): `ack(msg)` or `ack(queue, filename)`. */
-  async ack(target: Message | string, filename?: string): Promise<void> {
+  /**
+   * Acknowledges a consumed message (deletes it): `ack(msg, details?)` or `ack(queue,
+   * filename, details?)`. `details` (exit code, signal) go to its task record.
+   */
+  async ack(target: Message | string, filenameOrDetails?: string | RecordDetails, details?: RecordDetails): Promise<void> {
+    const filename = typeof filenameOrDetails === 'string' ? filenameOrDetails : undefined;
+    const rec = (typeof filenameOrDetails === 'object' ? filenameOrDetails : details) ?? {};
     const [queue, name] = this.target(target, filename);
-    (this.queues.get(queue) ?? (await this.queue(queue))).ack(name);
+    (this.queues.get(queue) ?? (await this.queue(queue))).ack(name, rec);
   }
 
   /** Negatively acknowledges: `nack(msg, options?)` or `nack(queue, filename, options?)`. */
@@ -591,16 +690,18 @@ export class Broker implements QueueHost {
     const filename = typeof filenameOrOptions === 'string' ? filenameOrOptions : undefined;
     const opts = typeof filenameOrOptions === 'object' ? filenameOrOptions : options;
     const [queue, name] = this.target(target, filename);
-    return (await this.queue(queue)).nack(name, opts);
+    return (await this.queue(queue)).nack(name, opts, {});
   }
 
   /**
    * Gives a message back untried: `release(msg)` or `release(queue, filename)`. It is ready
    * again at once, its requeue counter unchanged, whatever its requeue settings say.
    */
-  async release(target: Message | string, filename?: string): Promise<NackResult> {
+  async release(target: Message | string, filenameOrDetails?: string | RecordDetails, details?: RecordDetails): Promise<NackResult> {
+    const filename = typeof filenameOrDetails === 'string' ? filenameOrDetails : undefined;
+    const rec = (typeof filenameOrDetails === 'object' ? filenameOrDetails : details) ?? {};
     const [queue, name] = this.target(target, filename);
-    return (await this.queue(queue)).release(name);
+    return (await this.queue(queue)).release(name, rec);
   }
 
   /**

@@ -23,6 +23,7 @@ import {
   readyNameOf,
 } from '../format/names.js';
 import { ReadyListing } from '../format/listing.js';
+import { MAX_ERROR_CHARS, type Outcome, type RecordAction, type RecordDetails, type TaskRecord } from '../format/records.js';
 import { FolderWatcher } from './watch.js';
 import { queueNumbers } from '../format/queue-number.js';
 import { checkSetting, MAX_SECONDS, type Settings, type SettingsLayer } from '../format/settings.js';
@@ -86,6 +87,10 @@ export interface QueueHost {
   log(level: 'info' | 'debug', text: string): void;
   /** Epoch milliseconds; replaceable in tests. */
   now(): number;
+  /** Keeps a task record (buffered; see records.ts). */
+  record(record: Omit<TaskRecord, 'host' | 'pid'>): void;
+  /** Bounds the queue's task records (history_max_age, history_max_bytes); called by clean. */
+  pruneRecords(queue: string, settings: Settings): void;
 }
 
 export interface PublishOptions {
@@ -125,8 +130,11 @@ export interface ConsumeOptions {
 export interface NackOptions {
   /** true: requeue whatever the settings and limit say; false: drop. Default: as the settings say. */
   requeue?: boolean;
-  /** Why it failed: kept with the message as "last_error" (and in its dead letter). */
+  /** Why it failed: kept with the message as "last_error" (and in its dead letter, and its task record). */
   error?: string;
+  /** For the task record: how the task ended, when the caller knows. */
+  exitCode?: number | null;
+  signal?: string | null;
 }
 
 export interface NackResult {
@@ -249,6 +257,8 @@ export class Queue {
   private losingStreak = 0;
   /** The group_shared setting as last read, for folders made on the way. */
   private groupShared = false;
+  /** The history setting as last read: whether ack, nack and release leave task records. */
+  private history = true;
   private folderWatcher: FolderWatcher | undefined;
   /** When delayed/ is to be looked at again, and what looking cost last time. */
   private nextDelayedScan = 0;
@@ -360,6 +370,7 @@ export class Queue {
   async settings(): Promise<Settings> {
     const settings = this.host.cachedSettings(this.name) ?? (await this.host.settings(this.name));
     this.groupShared = settings.group_shared;
+    this.history = settings.history;
     return settings;
   }
 
@@ -368,6 +379,7 @@ export class Queue {
     const cached = this.host.cachedSettings(this.name);
     if (cached === undefined) return this.settings();
     this.groupShared = cached.group_shared;
+    this.history = cached.history;
     return cached;
   }
 
@@ -658,6 +670,7 @@ export class Queue {
       inFlight = renewed;
     }
     msg.filename = inFlight;
+    msg.consumedAt = this.host.now();
     if (this.host.logging) this.host.log('debug', `consumed ${this.name}/${inFlight}`);
     return msg;
   }
@@ -750,10 +763,15 @@ export class Queue {
 
   // ---- ack, nack, extend ------------------------------------------------------------
 
-  /** Deletes an in-flight message. NOT_IN_FLIGHT if its lease was lost. */
-  ack(target: Message | string): void {
+  /**
+   * Deletes an in-flight message. NOT_IN_FLIGHT if its lease was lost. With `rec`, a task
+   * record is kept (the broker's calls; redrive's own acks of dead letters are not tasks).
+   */
+  ack(target: Message | string, rec?: RecordDetails): void {
     this.checkFolders(false);
     const name = this.inFlightNameOf(target);
+    // Given only a name (a one-shot `ddmq ack`), the file is read for its attempt and id.
+    const known = rec !== undefined && typeof target === 'string' && this.recording() ? this.peekInFlight(name) : undefined;
     let gone: boolean;
     try {
       gone = unlinkIfExists(this.workSlash + name);
@@ -762,6 +780,52 @@ export class Queue {
     }
     if (!gone) throw exists(this.dir) ? notInFlight(this.name, name) : queueMissing(this.name, this.dir);
     if (this.host.logging) this.host.log('debug', `acked ${this.name}/${name}`);
+    if (rec !== undefined && this.recording()) this.record(known ?? target, name, 'done', 'acked', rec);
+  }
+
+  /** Whether task records are kept: the history setting, as cached (no I/O on the per-message path). */
+  private recording(): boolean {
+    const cached = this.host.cachedSettings(this.name);
+    return cached !== undefined ? cached.history : this.history;
+  }
+
+  /** An in-flight message read without taking it, for its record; undefined if it cannot be read. */
+  private peekInFlight(name: string): Message | undefined {
+    try {
+      const content = readRegularFile(this.workSlash + name);
+      return content === null ? undefined : decodeMessage(content, { queue: this.name, file: parseInFlightName(name)!, path: this.workSlash + name });
+    } catch {
+      return undefined; // the record then has no attempt; the ack goes on
+    }
+  }
+
+  /**
+   * Keeps the record of a finished task. From a Message it has the attempt and, if this
+   * process consumed it, the start; from a bare in-flight name only the id.
+   */
+  record(target: Message | string, name: string, outcome: Outcome, action: RecordAction, rec: RecordDetails): void {
+    const end = this.host.now();
+    const msg = typeof target === 'string' ? undefined : target;
+    const start = msg?.consumedAt ?? null;
+    const lastError = outcome === 'done' ? null : (rec.error ?? (typeof msg?.extra.last_error === 'string' ? msg.extra.last_error : null));
+    try {
+      this.host.record({
+        queue: this.name,
+        id: msg?.id ?? parseInFlightName(name)?.id ?? '',
+        start,
+        end,
+        runtime_ms: start === null ? null : end - start,
+        outcome,
+        action,
+        exit_code: rec.exitCode ?? null,
+        signal: rec.signal ?? null,
+        attempt: msg === undefined ? null : msg.requeueCounter + 1,
+        error: lastError === null ? null : String(lastError).slice(0, MAX_ERROR_CHARS),
+      });
+    } catch (err) {
+      // A record is a nicety: it must never turn a settled message into an error.
+      this.host.warn(new DdmqError('IO', `task record of ${this.name}/${name} not kept: ${(err as Error).message}`, { cause: err }));
+    }
   }
 
   /**
@@ -769,16 +833,21 @@ export class Queue {
    * options, the message and the settings. `requeue: true` requeues at once whatever they
    * say; `requeue: false` drops.
    */
-  async nack(target: Message | string, options: NackOptions = {}): Promise<NackResult> {
+  async nack(target: Message | string, options: NackOptions = {}, rec?: RecordDetails): Promise<NackResult> {
     this.checkFolders(false);
     const name = this.inFlightNameOf(target);
+    const details: RecordDetails | undefined = rec && { exitCode: options.exitCode, signal: options.signal, error: options.error, ...rec };
     if (options.requeue === false) {
+      const known = details !== undefined && typeof target === 'string' && this.recording() ? this.peekInFlight(name) : undefined;
       if (!unlinkIfExists(this.workSlash + name)) throw notInFlight(this.name, name);
+      if (details !== undefined && this.recording()) this.record(known ?? target, name, 'failed', 'dropped', details);
       return { action: 'dropped' };
     }
     const { msg, claimed } = this.claimForRequeue(target, name);
-    if (options.error !== undefined) msg.extra = { ...msg.extra, last_error: String(options.error).slice(0, 4000) };
-    return this.requeueOrDrop(msg, claimed, options.requeue === true ? 'forced' : 'failed', await this.settings());
+    if (options.error !== undefined) msg.extra = { ...msg.extra, last_error: String(options.error).slice(0, MAX_ERROR_CHARS) };
+    const result = await this.requeueOrDrop(msg, claimed, options.requeue === true ? 'forced' : 'failed', await this.settings());
+    if (details !== undefined && this.recording()) this.record(msg, name, 'failed', result.action, details);
+    return result;
   }
 
   /**
@@ -786,11 +855,13 @@ export class Queue {
    * requeue counter unchanged, whatever its requeue settings say. For a worker that stops
    * before the message's task could finish.
    */
-  async release(target: Message | string): Promise<NackResult> {
+  async release(target: Message | string, rec?: RecordDetails): Promise<NackResult> {
     this.checkFolders(false);
     const name = this.inFlightNameOf(target);
     const { msg, claimed } = this.claimForRequeue(target, name);
-    return this.requeueOrDrop(msg, claimed, 'released', await this.settings());
+    const result = await this.requeueOrDrop(msg, claimed, 'released', await this.settings());
+    if (rec !== undefined && this.recording()) this.record(msg, name, 'released', result.action, rec);
+    return result;
   }
 
   /** Claims an in-flight file for a requeue (so no cleaner takes it meanwhile) and reads it if need be. */
@@ -971,6 +1042,7 @@ export class Queue {
           }
           const { action } = await this.requeueOrDrop(msg, claimed, 'expired', settings, p);
           result[action === 'dead-lettered' ? 'deadLettered' : action]++;
+          if (settings.history) this.record(msg, name, 'expired', action, {});
         }
       }
       if (options.temps !== false) {
@@ -980,6 +1052,7 @@ export class Queue {
       if (pinned.sub.delayed) this.removeIfEmpty(pinned.sub.delayed, p.dir, DELAYED_DIR);
       if (pinned.sub.corrupt) this.removeIfEmpty(pinned.sub.corrupt, p.dir, CORRUPT_DIR);
     });
+    this.host.pruneRecords(this.name, settings);
     if (result.requeued + result.dropped + result.deadLettered + result.corrupt > 0) {
       this.host.log('info', `cleaned ${this.name}: ${result.requeued} requeued, ${result.dropped} dropped, ${result.deadLettered} dead-lettered`);
     }

@@ -17,6 +17,7 @@ import type { Message } from '../format/message.js';
 import { MAX_SECONDS } from '../format/settings.js';
 import type { Broker } from '../store/broker.js';
 import type { NackResult } from '../store/queue.js';
+import type { RecordDetails } from '../format/records.js';
 import { IdleClock } from './idle.js';
 import { keepLease } from './lease.js';
 
@@ -112,7 +113,21 @@ export class TaskInterrupted extends Error {
   }
 }
 
-type Outcome = { ok: true } | { ok: false; error: unknown };
+type Outcome = { ok: true; value?: unknown } | { ok: false; error: unknown };
+
+/**
+ * What a task record can say of how a handler ended: the `exitCode` and `signal` of what
+ * it returned or threw, if it has them (`ddmq work`'s runner returns and throws both).
+ */
+function endOf(outcome: Outcome): RecordDetails {
+  const v = outcome.ok ? outcome.value : outcome.error;
+  if (typeof v !== 'object' || v === null) return {};
+  const { exitCode, signal } = v as { exitCode?: unknown; signal?: unknown };
+  const out: RecordDetails = {};
+  if (exitCode === null || (typeof exitCode === 'number' && Number.isSafeInteger(exitCode))) out.exitCode = exitCode;
+  if (signal === null || typeof signal === 'string') out.signal = signal;
+  return out;
+}
 
 interface Task {
   message: Message;
@@ -217,7 +232,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
     const settled: Promise<Outcome> = Promise.resolve()
       .then(() => handler(task.message, { signal: task.controller.signal }))
       .then(
-        () => ({ ok: true }) as const,
+        (value: unknown) => ({ ok: true, value }) as const,
         (error: unknown) => ({ ok: false, error }) as const,
       );
     let timer: NodeJS.Timeout | undefined;
@@ -239,9 +254,11 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
     const task: Task = { message, controller, started: Date.now(), finished: Promise.resolve() };
     const ms = () => Date.now() - task.started;
     let reportedLost = false;
+    let lostError: unknown;
     const leaseLost = (error: unknown) => {
       if (reportedLost) return;
       reportedLost = true;
+      lostError = error;
       stats.leaseLost++;
       abortTask(task, 'lease-lost');
       emit({ type: 'lease-lost', message, error, ms: ms() });
@@ -256,25 +273,30 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
       try {
         const outcome = await runHandler(task);
         await keeper.stop();
-        if (reportedLost) return;
+        const end = endOf(outcome);
+        if (reportedLost) {
+          await recordLost(message, end, lostError);
+          return;
+        }
         try {
           if (task.aborted === 'stop' || (!outcome.ok && outcome.error instanceof TaskInterrupted)) {
-            const { action } = await broker.release(message);
+            const { action } = await broker.release(message, end);
             stats.released++;
             emit({ type: 'released', message, action, ...(outcome.ok ? {} : { error: outcome.error }), ms: ms() });
           } else if (outcome.ok) {
-            await broker.ack(message);
+            await broker.ack(message, end);
             stats.done++;
             emit({ type: 'done', message, ms: ms() });
           } else {
             const reason = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
-            const { action, due } = await broker.nack(message, { error: reason });
+            const { action, due } = await broker.nack(message, { error: reason, exitCode: end.exitCode, signal: end.signal });
             stats.failed++;
             emit({ type: 'failed', message, action, ...(due === undefined ? {} : { due }), error: outcome.error, ms: ms() });
           }
         } catch (err) {
           if (isDdmqError(err, 'NOT_IN_FLIGHT')) {
             leaseLost(err);
+            await recordLost(message, end, err);
           } else {
             emit({ type: 'error', message, error: err, ms: ms() });
             fail(err);
@@ -291,6 +313,15 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
     stats.running = tasks.size;
   };
 
+  /** The record of a task whose lease was lost; failing to keep it is only a warning. */
+  const recordLost = async (message: Message, end: RecordDetails, error: unknown) => {
+    try {
+      await broker.recordLeaseLost(message, { ...end, error: error instanceof Error ? error.message : String(error) });
+    } catch (err) {
+      emit({ type: 'warning', message, error: err, ms: 0 });
+    }
+  };
+
   const releaseUntried = async (message: Message) => {
     try {
       const { action } = await broker.release(message);
@@ -300,6 +331,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
       if (isDdmqError(err, 'NOT_IN_FLIGHT')) {
         stats.leaseLost++;
         emit({ type: 'lease-lost', message, error: err, ms: 0 });
+        await recordLost(message, {}, err);
       } else {
         emit({ type: 'error', message, error: err, ms: 0 });
         fail(err);

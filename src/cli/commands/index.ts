@@ -12,6 +12,7 @@ import { publish } from './publish.js';
 import { purge } from './purge.js';
 import { redrive } from './redrive.js';
 import { settings } from './settings.js';
+import { statsCommand } from './stats.js';
 import { view } from './view.js';
 import { workCommand } from './work.js';
 
@@ -30,6 +31,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   clean,
   redrive,
   settings,
+  statsCommand,
   workCommand,
   jsonCommand(() => COMMANDS),
 ];

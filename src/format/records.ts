@@ -1,0 +1,117 @@
+/**
+ * Task records: one JSON line per finished task, so that what a farm did survives the
+ * acks (an acked message leaves no file). Pure code: the record's shape, its line, the
+ * names of the files that hold them. Where they are written: src/store/records.ts.
+ */
+
+/**
+ * How a task ended:
+ * - done: acked;
+ * - failed: nacked (`action` says whether it was requeued, dead-lettered or dropped);
+ * - released: given back untried (a worker stopping);
+ * - lease-lost: its worker lost the lease (another client took the message back);
+ * - expired: a cleaner took back a lease that ran out (its consumer died or overran).
+ */
+export type Outcome = 'done' | 'failed' | 'released' | 'lease-lost' | 'expired';
+export const OUTCOMES: readonly Outcome[] = ['done', 'failed', 'released', 'lease-lost', 'expired'];
+
+/** What became of the message: acked (deleted), requeued, dead-lettered, dropped; null: nothing (lease lost). */
+export type RecordAction = 'acked' | 'requeued' | 'dead-lettered' | 'dropped' | null;
+
+/** One line of a record file; snake_case keys, as in the message files. Times are epoch milliseconds. */
+export interface TaskRecord {
+  queue: string;
+  /** The message's id. */
+  id: string;
+  host: string;
+  pid: number;
+  /** When it was consumed; null when the process that settled it did not consume it (a one-shot `ddmq ack`). */
+  start: number | null;
+  /** When it was settled (acked, nacked, ...). */
+  end: number;
+  /** end - start; null when start is not known. */
+  runtime_ms: number | null;
+  outcome: Outcome;
+  action: RecordAction;
+  /** The task's exit code and signal, when the caller knew them (`ddmq work` does). */
+  exit_code: number | null;
+  signal: string | null;
+  /** Which run this was: the requeue counter + 1; null when not known. */
+  attempt: number | null;
+  /** Why it failed (nack's error, or the message's last_error), at most 4,000 characters. */
+  error: string | null;
+}
+
+/** What the caller of ack, nack and release may add to the record. */
+export interface RecordDetails {
+  exitCode?: number | null;
+  signal?: string | null;
+  /** Why it failed, for a record of a failure. */
+  error?: string | null;
+}
+
+export const MAX_ERROR_CHARS = 4000;
+
+/** The file a writer appends to: HOST-PID-STARTMS.jsonl (the host's name made safe for a file name). */
+export function recordFileName(host: string, pid: number, startMs: number): string {
+  return `${safeHost(host)}-${pid}-${startMs}.jsonl`;
+}
+
+/** A host name as it appears in a record file's name: letters, digits, '.' and '_' only. */
+export function safeHost(host: string): string {
+  return (host.replace(/[^A-Za-z0-9._]/g, '_') || 'host').slice(0, 100);
+}
+
+/** The writer of a record file, from its name; null for a name that is not a record file's. */
+export function parseRecordFileName(name: string): { host: string; pid: number; startMs: number } | null {
+  const m = /^([A-Za-z0-9._]{1,100})-(\d{1,10})-(\d{1,16})\.jsonl$/.exec(name);
+  if (m === null) return null;
+  return { host: m[1]!, pid: Number(m[2]), startMs: Number(m[3]) };
+}
+
+/**
+ * Parses one line of a record file; null for anything that is not a whole record (the
+ * half-written last line of a writer that was killed, a line cut by a full disk).
+ */
+export function parseRecordLine(line: string): TaskRecord | null {
+  if (line.length === 0 || line.charCodeAt(line.length - 1) !== 0x7d /* } */) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const r = v as Record<string, unknown>;
+  const numOrNull = (x: unknown) => x === null || (typeof x === 'number' && Number.isFinite(x));
+  const strOrNull = (x: unknown) => x === null || typeof x === 'string';
+  if (
+    typeof r.queue !== 'string' ||
+    typeof r.id !== 'string' ||
+    typeof r.host !== 'string' ||
+    typeof r.pid !== 'number' ||
+    typeof r.end !== 'number' ||
+    !Number.isFinite(r.end) ||
+    !(OUTCOMES as readonly unknown[]).includes(r.outcome) ||
+    !numOrNull(r.start) ||
+    !numOrNull(r.runtime_ms) ||
+    !numOrNull(r.exit_code) ||
+    !numOrNull(r.attempt) ||
+    !strOrNull(r.signal) ||
+    !strOrNull(r.error) ||
+    !(r.action === null || r.action === 'acked' || r.action === 'requeued' || r.action === 'dead-lettered' || r.action === 'dropped')
+  ) {
+    return null;
+  }
+  return r as unknown as TaskRecord;
+}
+
+/** The records of a file's text, skipping lines that are not whole records. */
+export function parseRecords(text: string): TaskRecord[] {
+  const out: TaskRecord[] = [];
+  for (const line of text.split('\n')) {
+    const r = parseRecordLine(line);
+    if (r !== null) out.push(r);
+  }
+  return out;
+}

@@ -1,0 +1,286 @@
+/**
+ * Where task records live: ROOT/.ddmq/records/QUEUE/HOST-PID-STARTMS.jsonl.
+ *
+ * - At the root, in a dot-folder: the original tool takes as queues only folders with a
+ *   ddmq.yaml and a work/ folder, and ours only names without a dot, so neither sees it;
+ *   inside a queue folder it would stop the original's delete (its rmdir fails on it).
+ * - One file per writing process (and per hour, or 8 MiB): on NFS or sshfs, appends of
+ *   two clients to one file can interleave or overwrite each other; appends of one
+ *   process to its own file cannot. Nobody else writes to it, and readers tolerate a
+ *   half-written last line (a writer killed mid-write, or one still writing).
+ * - Buffered: the per-message calls only push a line to memory; the lines are appended
+ *   at most once a second, when the broker closes, and when the process exits. A
+ *   process killed with SIGKILL loses at most its last second of records; never a message.
+ * - Every folder is opened one level at a time without following a link (folders.ts), and
+ *   the file with O_NOFOLLOW: a link in place of any of them is refused, and the record
+ *   is dropped with a warning.
+ * - Writing a record never fails the ack, nack or release it records: a failure is a
+ *   warning (said once until a write succeeds again).
+ */
+import * as fs from 'node:fs';
+import { hostname } from 'node:os';
+import { join, sep } from 'node:path';
+import { DdmqError, isDdmqError } from '../format/errors.js';
+import { isQueueName } from '../format/names.js';
+import { parseRecordFileName, parseRecords, recordFileName, safeHost, type TaskRecord } from '../format/records.js';
+import { ensureDir, errnoOf, ioError, listIfExists, readRegularFile, unsafePath } from './fsx.js';
+import { OpenFolder } from './folders.js';
+
+export const HIDDEN_DIR = '.ddmq';
+export const RECORDS_DIR = 'records';
+/** Records are appended at most this often (ms). */
+export const FLUSH_MS = 1000;
+/** A writer starts a new file after this long or this many bytes, so old records can be dropped by whole files. */
+const ROTATE_MS = 3600_000;
+const ROTATE_BYTES = 8 * 1024 * 1024;
+/** A record file written in the last this many ms is never dropped for size (its writer may be appending). */
+export const QUIET_MS = 10 * 60_000;
+
+const APPEND_FLAGS =
+  fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+export const HOST = safeHost(hostname());
+
+/** Writers with lines not yet written, flushed when the process exits. */
+const pendingWriters = new Set<RecordWriter>();
+let exitHook = false;
+
+interface OpenFile {
+  name: string;
+  startMs: number;
+  bytes: number;
+}
+
+export interface RecordWriterOptions {
+  now: () => number;
+  warn: (warning: DdmqError) => void;
+  /** Whether the queue's tree is group-shared (files and folders made group-writable). */
+  groupShared: (queue: string) => boolean;
+}
+
+/** One process's record files of one root: a buffer and a current file per queue. */
+export class RecordWriter {
+  private readonly buffers = new Map<string, string[]>();
+  private readonly files = new Map<string, OpenFile>();
+  private readonly warned = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly root: string,
+    private readonly options: RecordWriterOptions,
+  ) {}
+
+  /** Buffers a record; it is written within FLUSH_MS (or at close or exit). */
+  add(record: TaskRecord): void {
+    let lines = this.buffers.get(record.queue);
+    if (lines === undefined) this.buffers.set(record.queue, (lines = []));
+    lines.push(JSON.stringify(record) + '\n');
+    if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.flush(), FLUSH_MS);
+      this.timer.unref(); // a pending record must not keep the process alive: exit flushes it
+      pendingWriters.add(this);
+      if (!exitHook) {
+        exitHook = true;
+        process.on('exit', () => {
+          for (const w of pendingWriters) w.flush();
+        });
+      }
+    }
+  }
+
+  /** Appends what is buffered, one write per queue. Never throws: a failure is a warning. */
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    pendingWriters.delete(this);
+    for (const [queue, lines] of this.buffers) {
+      this.buffers.delete(queue);
+      try {
+        this.append(queue, lines.join(''));
+        this.warned.delete(queue);
+      } catch (err) {
+        // A root deleted (or its ddmq.yaml removed) meanwhile has nothing to keep records for.
+        if (!rootInitialised(this.root)) continue;
+        if (this.warned.has(queue)) continue;
+        this.warned.add(queue);
+        const why = isDdmqError(err) ? err.message : String(err);
+        this.options.warn(
+          new DdmqError(isDdmqError(err) ? err.code : 'IO', `task records of queue ${queue} could not be written (${lines.length} lost): ${why}`, {
+            path: join(this.root, HIDDEN_DIR, RECORDS_DIR, queue),
+            cause: err,
+          }),
+        );
+      }
+    }
+  }
+
+  private append(queue: string, text: string): void {
+    const now = this.options.now();
+    let file = this.files.get(queue);
+    if (file === undefined || now - file.startMs >= ROTATE_MS || file.bytes >= ROTATE_BYTES) {
+      file = { name: recordFileName(HOST, process.pid, now), startMs: now, bytes: 0 };
+      this.files.set(queue, file);
+    }
+    const groupShared = this.options.groupShared(queue);
+    const dir = openRecordsFolder(this.root, queue, true, groupShared)!;
+    try {
+      const path = dir.at + sep + file.name;
+      let fd: number;
+      try {
+        fd = fs.openSync(path, APPEND_FLAGS, 0o666);
+      } catch (err) {
+        const code = errnoOf(err);
+        if (code === 'ELOOP') throw unsafePath(join(dir.path, file.name), 'is a symbolic link');
+        if (code === 'ENXIO' || code === 'EISDIR') throw unsafePath(join(dir.path, file.name), 'is not a regular file');
+        throw ioError(err, 'append to', join(dir.path, file.name));
+      }
+      try {
+        const stat = fs.fstatSync(fd);
+        if (!stat.isFile()) throw unsafePath(join(dir.path, file.name), 'is not a regular file');
+        if (groupShared && (stat.mode & 0o060) !== 0o060) fs.fchmodSync(fd, (stat.mode & 0o7777) | 0o060);
+        fs.writeSync(fd, text);
+        file.bytes += Buffer.byteLength(text);
+      } catch (err) {
+        throw isDdmqError(err) ? err : ioError(err, 'append to', join(dir.path, file.name));
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      dir.close();
+    }
+  }
+}
+
+/**
+ * Opens ROOT/.ddmq/records/QUEUE (or ROOT/.ddmq/records with no queue) one level at a
+ * time without following a link, making what is missing with `create`; null if it is
+ * missing. A link in place of any level is UNSAFE_PATH.
+ */
+export function openRecordsFolder(root: string, queue: string | undefined, create: boolean, groupShared = false): OpenFolder | null {
+  const levels = queue === undefined ? [HIDDEN_DIR, RECORDS_DIR] : [HIDDEN_DIR, RECORDS_DIR, queue];
+  let at = root;
+  let path = root;
+  let open: OpenFolder | null = null;
+  try {
+    for (const name of levels) {
+      path = join(path, name);
+      // mkdir never follows a link; made through the folder above, opened without following.
+      if (create) ensureDir(at + sep + name, { groupShared });
+      const next = OpenFolder.open(at, name, path);
+      open?.close();
+      open = next;
+      if (open === null) return null;
+      at = open.at;
+    }
+    return open;
+  } catch (err) {
+    open?.close();
+    throw err;
+  }
+}
+
+/** The queues that have record folders (real folders with queue names). */
+export function recordQueues(root: string): string[] {
+  const dir = openRecordsFolder(root, undefined, false);
+  if (dir === null) return [];
+  try {
+    return (listIfExists(dir.at) ?? []).filter(isQueueName).sort();
+  } finally {
+    dir.close();
+  }
+}
+
+/** The records of one queue, file by file, skipping what is not a whole record. */
+export function* readQueueRecords(root: string, queue: string, sinceMs = -Infinity): Generator<TaskRecord> {
+  const dir = openRecordsFolder(root, queue, false);
+  if (dir === null) return;
+  try {
+    for (const name of (listIfExists(dir.at) ?? []).sort()) {
+      if (parseRecordFileName(name) === null) continue;
+      // A file last written before the window holds nothing of it.
+      if (sinceMs > -Infinity) {
+        const stat = fileStat(dir.at + sep + name);
+        if (stat === null || stat.mtimeMs < sinceMs - 1000) continue;
+      }
+      const content = readRegularFile(dir.at + sep + name);
+      if (content === null) continue; // dropped meanwhile by a cleaner
+      for (const r of parseRecords(content.toString('utf8'))) if (r.end >= sinceMs) yield r;
+    }
+  } finally {
+    dir.close();
+  }
+}
+
+export interface PruneOptions {
+  now: number;
+  maxAgeMs: number;
+  maxBytes: number;
+}
+
+/**
+ * Bounds one queue's records: drops the files last written longer than maxAgeMs ago,
+ * then the oldest files while the queue's records take more than maxBytes. A file
+ * written in the last QUIET_MS, or whose writer is alive on this host, is never dropped
+ * (for its age or for size): its writer may still append to it. Whole files are dropped,
+ * never rewritten: rewriting a file another process appends to would lose its appends.
+ * Returns how many files were removed.
+ */
+export function pruneRecords(root: string, queue: string, options: PruneOptions): number {
+  const dir = openRecordsFolder(root, queue, false);
+  if (dir === null) return 0;
+  let removed = 0;
+  try {
+    const files: { name: string; mtime: number; size: number; busy: boolean }[] = [];
+    for (const name of listIfExists(dir.at) ?? []) {
+      const writer = parseRecordFileName(name);
+      if (writer === null) continue;
+      const stat = fileStat(dir.at + sep + name);
+      if (stat === null || !stat.isFile()) continue; // a link or anything else is not ours to remove
+      const busy = options.now - stat.mtimeMs < QUIET_MS || (writer.host === HOST && pidAlive(writer.pid));
+      files.push({ name, mtime: stat.mtimeMs, size: stat.size, busy });
+    }
+    files.sort((a, b) => a.mtime - b.mtime);
+    let total = files.reduce((n, f) => n + f.size, 0);
+    for (const f of files) {
+      const old = options.now - f.mtime > options.maxAgeMs;
+      if (f.busy || !(old || total > options.maxBytes)) continue;
+      try {
+        fs.unlinkSync(dir.at + sep + f.name);
+        removed++;
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') throw ioError(err, 'remove', join(dir.path, f.name));
+      }
+      total -= f.size;
+    }
+  } finally {
+    dir.close();
+  }
+  return removed;
+}
+
+function fileStat(path: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(path);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return null;
+    throw ioError(err, 'look up', path);
+  }
+}
+
+function rootInitialised(root: string): boolean {
+  try {
+    return fs.statSync(join(root, 'ddmq.yaml')).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoOf(err) === 'EPERM'; // alive, someone else's
+  }
+}

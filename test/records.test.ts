@@ -1,0 +1,267 @@
+/**
+ * Task records (ROOT/.ddmq/records/QUEUE/HOST-PID-START.jsonl) and what stats makes of
+ * them: one record per finished task whatever its outcome, one file per writer, bounded
+ * by age and size, nothing outside the root.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Broker, work } from '../src/index.js';
+import { parseRecords, type TaskRecord } from '../src/format/records.js';
+import { prometheusText } from '../src/format/stats.js';
+import { CLI, DIST, ls, manualClock, setMtime, snapshot, tempDir } from './helpers.js';
+
+async function setup(settings: Record<string, unknown> = {}, clock?: { now: () => number }) {
+  const root = join(tempDir(), 'root');
+  const warnings: string[] = [];
+  const broker = await Broker.open(root, { create: true, now: clock?.now, onWarning: (w) => warnings.push(w.message) });
+  await broker.createQueue('q', settings);
+  return { root, broker, warnings, dir: join(root, '.ddmq', 'records', 'q') };
+}
+
+async function all(broker: Broker, queue?: string): Promise<TaskRecord[]> {
+  const out: TaskRecord[] = [];
+  for await (const r of broker.records(queue)) out.push(r);
+  return out;
+}
+
+describe('task records', () => {
+  it('every outcome leaves one record: done, failed (retried, dead-lettered, dropped), released, expired, lease lost', async () => {
+    const clock = manualClock();
+    const { broker, dir } = await setup({ retry_delay: 0, requeue_limit: 1, dead_letter: 'dead' }, clock);
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push((await broker.publish('q', `m${i}`)).id);
+    const [a, b, c, d, e, f] = await broker.consume('q', { n: 6 });
+    clock.advance(250);
+    await broker.ack(a!, { exitCode: 0, signal: null });
+    await broker.nack(b!, { error: 'exit 3', exitCode: 3 }); // retried (counter 0 < limit 1)
+    await broker.nack(c!, { requeue: false, signal: 'SIGKILL', exitCode: null }); // dropped
+    await broker.release(d!);
+    // e: failed at its limit: dead-lettered.
+    const [again] = await broker.consume('q'); // b's requeue, first in line at requeue_prio 0
+    assert.equal(again!.id, b!.id);
+    await broker.nack(again!, { error: 'exit 4' }); // second failure of b: at its limit, dead-lettered
+    // f: its lease runs out and a cleaner takes it back.
+    clock.advance((600 + 31) * 1000);
+    await broker.clean('q');
+    const records = await all(broker, 'q');
+    const by = (id: string) => records.filter((r) => r.id === id).map((r) => `${r.outcome}/${r.action}`);
+    assert.deepEqual(by(a!.id), ['done/acked']);
+    assert.deepEqual(by(b!.id), ['failed/requeued', 'failed/dead-lettered']);
+    assert.deepEqual(by(c!.id), ['failed/dropped']);
+    assert.deepEqual(by(d!.id), ['released/requeued']);
+    assert.deepEqual(by(e!.id).sort(), ['expired/requeued']);
+    assert.deepEqual(by(f!.id).sort(), ['expired/requeued']);
+    const done = records.find((r) => r.id === a!.id)!;
+    assert.equal(done.runtime_ms, 250);
+    assert.equal(done.exit_code, 0);
+    assert.equal(done.attempt, 1);
+    assert.equal(done.pid, process.pid);
+    const failed = records.find((r) => r.id === b!.id && r.action === 'dead-lettered')!;
+    assert.equal(failed.attempt, 2);
+    assert.equal(failed.error, 'exit 4');
+    assert.equal(records.find((r) => r.id === c!.id)!.signal, 'SIGKILL');
+    assert.equal(records.find((r) => r.id === b!.id)!.exit_code, 3);
+    // One file, this process's.
+    assert.equal(ls(dir).length, 1);
+    assert.match(ls(dir)[0]!, new RegExp(`-${process.pid}-\\d+\\.jsonl$`));
+  });
+
+  it('a worker records its lease lost, and what the handler returned or threw (exit code, signal)', async () => {
+    const { broker, root } = await setup();
+    for (let i = 0; i < 3; i++) await broker.publish('q', `m${i}`);
+    const w = work(
+      broker,
+      'q',
+      async (msg, { signal }) => {
+        if (msg.message === 'm0') return { exitCode: 0, signal: null };
+        if (msg.message === 'm1') throw Object.assign(new Error('killed'), { exitCode: null, signal: 'SIGTERM' });
+        // m2: its file is taken away under it, so the next renewal finds it gone.
+        for (const n of ls(join(root, 'q', 'work'))) fs.unlinkSync(join(root, 'q', 'work', n));
+        await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+      },
+      { lease: 1, idleExit: 0.5, idleIgnoresInFlight: true },
+    );
+    const stats = await w.done;
+    assert.equal(stats.leaseLost, 1);
+    const records = await all(broker, 'q');
+    const outcomes = records.map((r) => `${r.outcome}:${r.exit_code}:${r.signal}`).sort();
+    assert.deepEqual(outcomes, ['done:0:null', 'failed:null:SIGTERM', 'lease-lost:null:null']);
+    assert.match(records.find((r) => r.outcome === 'lease-lost')!.error!, /lease|not in flight/i);
+  });
+
+  it('a one-shot `ddmq ack` and `ddmq nack` record too (attempt read from the file; start unknown)', async () => {
+    const { broker, root } = await setup();
+    await broker.publish('q', 'x');
+    await broker.publish('q', 'y');
+    const [x, y] = await broker.consume('q', { n: 2 });
+    assert.equal(spawnSync(process.execPath, [CLI, 'ack', '-s', root, 'q', x!.filename]).status, 0);
+    assert.equal(spawnSync(process.execPath, [CLI, 'nack', '-s', '--drop', root, 'q', y!.filename]).status, 0);
+    const records = await all(broker);
+    assert.deepEqual(records.map((r) => [r.id, r.outcome, r.action, r.attempt, r.start]).sort(), [
+      [x!.id, 'done', 'acked', 1, null],
+      [y!.id, 'failed', 'dropped', 1, null],
+    ].sort());
+    assert.ok(records.every((r) => r.pid !== process.pid));
+  });
+
+  it('history: false writes nothing', async () => {
+    const { broker, root } = await setup({ history: false });
+    await broker.publish('q', 'x');
+    const [m] = await broker.consume('q');
+    await broker.ack(m!);
+    broker.close();
+    assert.deepEqual(ls(root).filter((n) => n.startsWith('.ddmq')), []);
+    assert.deepEqual(await all(broker), []);
+  });
+
+  it('records are buffered and written at most once a second, and at close', async () => {
+    const { broker, dir } = await setup();
+    for (let i = 0; i < 3; i++) await broker.publish('q', i);
+    for (const m of await broker.consume('q', { n: 3 })) await broker.ack(m);
+    assert.deepEqual(ls(dir), [], 'nothing written yet');
+    broker.close();
+    assert.equal(fs.readFileSync(join(dir, ls(dir)[0]!), 'utf8').trim().split('\n').length, 3);
+  });
+
+  it('a half-written last line (a writer killed mid-write) is skipped; the whole lines are read', async () => {
+    const { broker, dir } = await setup();
+    await broker.publish('q', 'x');
+    await broker.ack((await broker.consume('q'))[0]!);
+    broker.close();
+    const file = join(dir, ls(dir)[0]!);
+    const line = fs.readFileSync(file, 'utf8').trim();
+    fs.appendFileSync(file, line.slice(0, line.length - 7)); // no closing brace, no newline
+    fs.writeFileSync(join(dir, 'otherhost-123-1.jsonl'), `${line}\n${line.slice(0, 40)}`);
+    assert.equal((await all(broker)).length, 2);
+    assert.equal(parseRecords(`${line}\n{"queue":"q"}\nnot json\n${line.slice(0, -1)}`).length, 1);
+  });
+
+  it('two processes at once each append to a file of their own; every record is whole', async () => {
+    const { broker, root, dir } = await setup();
+    await broker.publishMany('q', Array.from({ length: 2000 }, (_, i) => i));
+    const script =
+      `const { Broker } = await import(${JSON.stringify(DIST)});` +
+      `const b = await Broker.open(${JSON.stringify(root)});` +
+      `for (;;) { const ms = await b.consume('q', { n: 10 }); if (ms.length === 0) break; for (const m of ms) await b.ack(m, { exitCode: 0 }); }` +
+      `b.close();`;
+    const run = () =>
+      new Promise<number | null>((resolve) => spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' }).on('close', resolve));
+    assert.deepEqual(await Promise.all([run(), run()]), [0, 0]);
+    const files = ls(dir);
+    assert.equal(files.length, 2, files.join(', '));
+    const records = await all(broker);
+    assert.equal(records.length, 2000);
+    assert.equal(new Set(records.map((r) => r.id)).size, 2000);
+    assert.equal(new Set(records.map((r) => r.pid)).size, 2);
+  });
+
+  it('clean bounds them: files older than history_max_age go, then the oldest beyond history_max_bytes; recent ones stay', async () => {
+    const { broker, dir } = await setup({ history_max_age: 3600, history_max_bytes: 1500 });
+    fs.mkdirSync(dir, { recursive: true });
+    const line = `${JSON.stringify({ queue: 'q', id: 'x', host: 'h', pid: 1, start: null, end: 1, runtime_ms: null, outcome: 'done', action: 'acked', exit_code: null, signal: null, attempt: null, error: null })}\n`;
+    const files = { 'h-1-1.jsonl': 7200e3, 'h-2-1.jsonl': 3000e3, 'h-3-1.jsonl': 2000e3, 'h-4-1.jsonl': 1000e3, 'h-5-1.jsonl': 60e3, 'h-6-1.jsonl': 30e3 };
+    for (const [name, age] of Object.entries(files)) {
+      fs.writeFileSync(join(dir, name), line.repeat(Math.ceil(1000 / line.length)));
+      setMtime(join(dir, name), age);
+    }
+    const size = fs.statSync(join(dir, 'h-1-1.jsonl')).size;
+    assert.ok(size >= 1000 && size < 1300);
+    await broker.clean('q');
+    // h-1 is too old; then 5 files (> 1500 bytes): h-2, h-3, h-4 go, oldest first; h-5 and
+    // h-6 were written in the last 10 minutes: never dropped for size, even over the bound.
+    assert.deepEqual(ls(dir), ['h-5-1.jsonl', 'h-6-1.jsonl']);
+  });
+
+  it('a link in place of .ddmq, records/ or the queue folder is refused: nothing written through it, a warning, the message acked', async () => {
+    for (const level of ['.ddmq', '.ddmq/records', '.ddmq/records/q']) {
+      const { broker, root, warnings } = await setup();
+      const canary = join(tempDir(), 'canary');
+      fs.mkdirSync(join(canary, 'records', 'q'), { recursive: true });
+      fs.writeFileSync(join(canary, 'records', 'q', 'keep.jsonl'), 'canary\n');
+      const parts = level.split('/');
+      fs.mkdirSync(join(root, ...parts.slice(0, -1)), { recursive: true });
+      const target = parts.length === 1 ? canary : parts.length === 2 ? join(canary, 'records') : join(canary, 'records', 'q');
+      fs.symlinkSync(target, join(root, level));
+      const before = snapshot(canary);
+      await broker.publish('q', 'x');
+      const [m] = await broker.consume('q');
+      await broker.ack(m!);
+      broker.close();
+      assert.deepEqual(ls(join(root, 'q', 'work')), [], 'the ack went through');
+      assert.deepEqual(snapshot(canary), before, `canary unchanged (${level})`);
+      // The write, and the prune of consume's own clean: each a warning naming the link.
+      assert.ok(warnings.length >= 1 && warnings.every((w) => /symbolic link/.test(w)), warnings.join('\n'));
+      assert.ok(warnings.some((w) => /could not be written \(1 lost\)/.test(w)));
+      await assert.rejects(all(broker), { code: 'UNSAFE_PATH' });
+      await broker.clean('q'); // pruning through the link is refused too: a warning, the clean goes on
+      assert.deepEqual(snapshot(canary), before);
+    }
+  });
+});
+
+describe('stats', () => {
+  it('are exact for a scripted run', async () => {
+    const t0 = Date.UTC(2024, 4, 1, 12, 0, 0);
+    const clock = manualClock(t0);
+    const { broker } = await setup({ retry_delay: 0 }, clock);
+    await broker.createQueue('other');
+    for (let i = 0; i < 14; i++) await broker.publish('q', i);
+    // 10 done, runtimes 100, 200, ... 1000 ms, ending one every 6 s from t0.
+    for (let i = 1; i <= 10; i++) {
+      const [m] = await broker.consume('q');
+      clock.advance(i * 100);
+      await broker.ack(m!, { exitCode: 0 });
+      clock.advance(6000 - i * 100);
+    }
+    // Two failures with one error, one with another; one left in flight.
+    for (const error of ['exit 1', 'exit 1', 'exit 2']) await broker.nack((await broker.consume('q'))[0]!, { error });
+    await broker.consume('q');
+    const s = await broker.stats(undefined, { since: t0 });
+    const q = s.queues.find((x) => x.queue === 'q')!;
+    assert.deepEqual(q.current, { ready: 3, delayed: 0, in_flight: 1, expired: 0, corrupt: 0 });
+    assert.deepEqual(q.all_time, { done: 10, failed: 3, retried: 3, released: 0, dead_lettered: 0, dropped: 0, lease_lost: 0, expired: 0 });
+    assert.deepEqual(q.since, q.all_time);
+    assert.deepEqual(q.runtime_ms, { count: 10, p50: 500, p90: 900, p99: 1000, max: 1000 });
+    // 10 done between t0 (first consume) and t0 + 60 s.
+    assert.equal(q.rate_per_minute, 10);
+    assert.equal(q.eta_seconds, 24); // 4 left at 10 a minute
+    assert.deepEqual(q.throughput, [{ minute: '2024-05-01T12:00:00.000Z', done: 10, failed: 0 }, { minute: '2024-05-01T12:01:00.000Z', done: 0, failed: 3 }]);
+    assert.deepEqual(q.workers, { [Object.keys(q.workers)[0]!]: 1 });
+    assert.deepEqual(q.top_errors, [{ error: 'exit 1', count: 2 }, { error: 'exit 2', count: 1 }]);
+    assert.deepEqual(s.queues.find((x) => x.queue === 'other')!.all_time.done, 0);
+    assert.equal(s.total.all_time.done, 10);
+    // A later window: nothing in it, the all-time counts unchanged.
+    const later = await broker.stats('q', { since: t0 + 60_000 });
+    assert.equal(later.queues[0]!.since.done, 0);
+    assert.equal(later.queues[0]!.since.failed, 3);
+    assert.equal(later.queues[0]!.all_time.done, 10);
+  });
+
+  it('the Prometheus text format: HELP and TYPE per metric, escaped labels, numbers; --prometheus FILE is written atomically', async () => {
+    const { broker, root } = await setup();
+    await broker.publish('q', 'x');
+    await broker.nack((await broker.consume('q'))[0]!, { error: 'a "quoted"\nerror' });
+    broker.close();
+    const text = prometheusText(await broker.stats());
+    assert.ok(text.endsWith('\n'));
+    for (const line of text.trimEnd().split('\n')) {
+      assert.match(line, /^(# (HELP|TYPE) ddmq_[a-z_]+ .+|ddmq_[a-z_]+(\{([a-z_]+="([^"\\\n]|\\["\\n])*",?)+\})? -?[0-9.e+-]+)$/, line);
+    }
+    assert.match(text, /^ddmq_tasks\{queue="q",outcome="failed"\} 1$/m);
+    assert.match(text, /^# TYPE ddmq_messages gauge$/m);
+    const out = join(tempDir(), 'ddmq.prom');
+    const r = spawnSync(process.execPath, [CLI, 'stats', root, '--prometheus', out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(fs.readFileSync(out, 'utf8'), /^ddmq_messages\{queue="q",state="delayed"\} 1$/m);
+    assert.deepEqual(ls(join(out, '..')), ['ddmq.prom'], 'no temporary file left');
+    const json = spawnSync(process.execPath, [CLI, 'stats', root, 'q', '--since', '1h', '--format', 'json'], { encoding: 'utf8' });
+    assert.equal(json.status, 0, json.stderr);
+    assert.equal(JSON.parse(json.stdout).since.failed, 1);
+    const bad = spawnSync(process.execPath, [CLI, 'stats', root, '--since', 'yesterday'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+  });
+});
