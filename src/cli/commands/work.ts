@@ -59,7 +59,27 @@ export const workCommand: CommandSpec = {
     'Exit 6 if any task failed. A store error (queue deleted, disk read-only) stops the worker:\n' +
     'running tasks are ended, their messages released where possible; exit 2 or 4.\n' +
     '--format json: one event per line on stdout: {"event", "id", "message", "action", "due",\n' +
-    '"error", "exit_code", "signal", "ms"}; events: done, failed, released, lease-lost, error.\n' +
+    '"error", "exit_code", "signal", "ms", "host", "pid", "attempt", "stdout", "stderr"}; events:\n' +
+    'done, failed, released, lease-lost, error. "ms": the task\'s run time; "pid": the worker\'s;\n' +
+    '"attempt": 1 + the message\'s requeue count; "stdout"/"stderr": its files with --output, else null.\n' +
+    '\n' +
+    'Task output: without --output, the tasks\' stdout and stderr pass through the worker\'s own, in\n' +
+    'whole lines (lines of tasks running at once never mix), and never inside the progress line on a\n' +
+    'terminal; with --format json, a task\'s stdout is dropped (stdout carries the events). With\n' +
+    '--output DIR, they go to DIR/ID.out and DIR/ID.err (ID: the message id) for a first attempt,\n' +
+    'DIR/ID.N.out and DIR/ID.N.err for attempt N; a name already taken (a rerun of the same attempt,\n' +
+    'or anything else there, a link included) moves on to the next free number. Files are only ever\n' +
+    'made new (O_EXCL, O_NOFOLLOW): nothing is overwritten, no link followed.\n' +
+    '\n' +
+    '--joblog FILE: one tab-separated line per task that ran, once it has ended and its message is\n' +
+    'settled, as GNU parallel\'s --joblog: Seq, Host, Starttime (epoch s), JobRuntime (s), Send (stdin\n' +
+    'bytes), Receive (stdout + stderr bytes), Exitval (-1: none), Signal (its number, 0: none), then\n' +
+    'Queue, MessageId, Attempt, Outcome (done, requeued, dead-lettered, dropped, released, lease-lost,\n' +
+    'error), Stdout, Stderr (--output files, else -), and Command. Appended; a header when the file is\n' +
+    'empty. Give each worker its own file: %h is the host, %p the worker\'s pid, %j the Slurm job\n' +
+    '(JOBID_TASKID in an array task, else $SLURM_JOB_ID; outside Slurm HOST-PID), %% a %. --output takes\n' +
+    'them too. Example: --joblog joblog/%j.tsv\n' +
+    '\n' +
     'Example: ddmq work /shared/ddmq tasks -j 4 --idle-exit 60 -- ./process.sh {}\n' +
     'In ddmq json, the command goes under "exec" as an array: {"cmd": "work", ..., "exec": ["./process.sh", "{}"]}',
   args: [
