@@ -21,10 +21,11 @@ function ddmq(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { code: r.status, out: r.stdout, err: r.stderr, pid: r.pid };
 }
 
-const COLUMNS = 'Seq Host Starttime JobRuntime Send Receive Exitval Signal Queue MessageId Attempt Outcome Stdout Stderr Command'.split(' ');
+const COLUMNS = ['Seq', 'Host', 'Starttime', 'JobRuntime', 'Send', 'Receive', 'Exitval', 'Signal', 'Queue', 'MessageId', 'Attempt', 'Outcome', 'Stdout', 'Stderr', 'Command'] as const;
+type Line = Record<(typeof COLUMNS)[number], string>;
 
 /** The joblog's lines as objects keyed by the header's columns; checks the header and that every line is whole. */
-function readJoblog(path: string): Record<string, string>[] {
+function readJoblog(path: string): Line[] {
   const text = fs.readFileSync(path, 'utf8');
   assert.ok(text.endsWith('\n'), 'every line is whole');
   const [header, ...lines] = text.slice(0, -1).split('\n');
@@ -32,7 +33,7 @@ function readJoblog(path: string): Record<string, string>[] {
   return lines.map((l) => {
     const fields = l.split('\t');
     assert.equal(fields.length, COLUMNS.length, l);
-    return Object.fromEntries(COLUMNS.map((c, i) => [c, fields[i]!]));
+    return Object.fromEntries(COLUMNS.map((c, i) => [c, fields[i]!])) as Line;
   });
 }
 
@@ -62,7 +63,7 @@ describe('ddmq work --joblog', () => {
       assert.ok(Number(l.Starttime) * 1000 >= before - 1000 && Number(l.Starttime) * 1000 <= Date.now());
       assert.match(l.JobRuntime, /^\d+\.\d{3}$/);
     }
-    const cols = (t: string) => ['Exitval', 'Signal', 'Outcome', 'Receive'].map((c) => byText.get(t)![c]);
+    const cols = (t: string) => (['Exitval', 'Signal', 'Outcome', 'Receive'] as const).map((c) => byText.get(t)![c]);
     assert.deepEqual(cols('ok'), ['0', '0', 'done', '3']);
     assert.deepEqual(cols('fail'), ['3', '0', 'dropped', '3']);
     assert.deepEqual(cols('slow'), ['-1', '15', 'dropped', '0'], 'ended by --timeout: SIGTERM');
