@@ -40,7 +40,7 @@ describe('ddmq work', () => {
     const events = r.out.trim().split('\n').map((l) => JSON.parse(l));
     assert.deepEqual(events.map((e) => [e.event, e.action]), [['failed', 'requeued'], ['failed', 'dropped']]);
     assert.match(events[0].error, /exit code 1/);
-    assert.deepEqual(Object.keys(events[0]), ['event', 'id', 'message', 'action', 'due', 'error', 'exit_code', 'signal', 'ms']);
+    assert.deepEqual(Object.keys(events[0]), ['event', 'id', 'message', 'action', 'due', 'error', 'exit_code', 'signal', 'ms', 'host', 'pid', 'attempt', 'stdout', 'stderr']);
     assert.deepEqual([events[0].exit_code, events[0].signal, events[0].message], [1, null, 'bad']);
     assert.equal((await broker.counts('q'))[0]!.ready, 0, 'dropped at its requeue limit');
   });

@@ -49,6 +49,11 @@ export class TaskFailed extends Error {
   }
 }
 
+export type TaskStream = number | ((chunk: Buffer) => void) | 'ignore';
+
+/** How long, once no process of a task is left, its output pipes may take to be read to their end, in ms. */
+const OUTPUT_DRAIN_MS = 1000;
+
 export interface RunTaskOptions {
   queue: string;
   /** Seconds the command may run; then it is ended and fails. */
@@ -61,8 +66,13 @@ export interface RunTaskOptions {
   killNow: AbortSignal;
   /** Whether the worker has begun to stop. */
   stopping: () => boolean;
-  /** The command's stdout goes nowhere (stdout carries JSON events). */
-  quietStdout: boolean;
+  /**
+   * Where the command's stdout and stderr go: an open file (its descriptor, written by the
+   * command itself), a function that is given what it writes (read through a pipe), or
+   * nowhere.
+   */
+  stdout: TaskStream;
+  stderr: TaskStream;
   /** Told how the command ended, before the promise settles. */
   onEnd?: (end: TaskEnd) => void;
   warn: (text: string) => void;
@@ -78,7 +88,7 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
   try {
     child = spawn(command[0]!, command.slice(1).map((a) => a.replaceAll('{}', text)), {
       detached: true,
-      stdio: ['pipe', options.quietStdout ? 'ignore' : 'inherit', 'inherit'],
+      stdio: ['pipe', stdioOf(options.stdout), stdioOf(options.stderr)],
       env: { ...process.env, DDMQ_MESSAGE: text, DDMQ_MESSAGE_ID: msg.id, DDMQ_QUEUE: options.queue },
     });
   } catch (err) {
@@ -93,6 +103,7 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
     });
   });
   child.stdin?.on('error', () => {}); // a command that does not read its input
+  const drained = readOutput(child, options);
   child.stdin?.end(text);
   const pgid = child.pid;
   if (pgid === undefined) {
@@ -164,6 +175,9 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
           'they may be stuck in uninterruptible I/O (state D); the task is taken as ended, as they can run none of its code any more',
       );
     }
+    // What the task wrote last is read before it counts as ended. A process that left the
+    // task's session may hold a pipe open: it is not waited for past OUTPUT_DRAIN_MS.
+    await drained();
   } finally {
     finished = true;
     clearTimeout(timer);
@@ -185,4 +199,35 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
     if (options.stopping()) throw new TaskInterrupted(`${how} while the worker was stopping`);
   }
   throw new TaskFailed(how, code, signal);
+}
+
+function stdioOf(stream: TaskStream): number | 'pipe' | 'ignore' {
+  return typeof stream === 'function' ? 'pipe' : stream;
+}
+
+/** Passes the piped streams' data on; the function returned waits (a bounded time) for their ends. */
+function readOutput(child: ChildProcess, options: RunTaskOptions): () => Promise<void> {
+  const ends: Promise<void>[] = [];
+  const streams = [
+    [child.stdout, options.stdout],
+    [child.stderr, options.stderr],
+  ] as const;
+  for (const [stream, target] of streams) {
+    if (stream === null || typeof target !== 'function') continue;
+    stream.on('data', (chunk: Buffer) => target(chunk));
+    ends.push(
+      new Promise<void>((resolve) => {
+        stream.once('end', resolve);
+        stream.once('close', resolve);
+        stream.once('error', () => resolve());
+      }),
+    );
+  }
+  return async () => {
+    if (ends.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(ends), new Promise((resolve) => (timer = setTimeout(resolve, OUTPUT_DRAIN_MS)))]);
+    clearTimeout(timer);
+    for (const [stream] of streams) stream?.destroy();
+  };
 }

@@ -1,14 +1,31 @@
 import { DdmqError } from '../../format/errors.js';
 import type { Message } from '../../format/message.js';
+import { resolve } from 'node:path';
 import { checkQueueName } from '../../format/names.js';
 import type { WorkEvent } from '../../worker/work.js';
-import type { TaskEnd } from '../run-task.js';
+import type { TaskEnd, TaskStream } from '../run-task.js';
+import type { Joblog } from '../joblog.js';
+import type { OutputFile } from '../task-output.js';
 import { openBroker } from '../open.js';
 import { type CommandSpec, DEBUG, EXIT, FORMAT, ROOT_ARG, VERBOSE } from '../spec.js';
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 /** Seconds, past --kill-after and the wait for a killed group, that the worker waits for a task's runner. */
 const RUNNER_MARGIN = 10;
+
+/** What is known of one task that ran, until its line is written to the joblog. */
+interface TaskRecord {
+  seq: number;
+  start: number;
+  attempt: number;
+  sent: number;
+  command: string[];
+  files?: { stdout: OutputFile; stderr: OutputFile };
+  /** Set once no process of the task is left. */
+  end?: { exitCode: number | null; signal: NodeJS.Signals | null; runtimeMs: number; received: number };
+  /** Set by the task's event: done, requeued, dead-lettered, dropped, released, lease-lost, error. */
+  outcome?: string;
+}
 
 export const workCommand: CommandSpec = {
   name: 'work',
@@ -42,7 +59,27 @@ export const workCommand: CommandSpec = {
     'Exit 6 if any task failed. A store error (queue deleted, disk read-only) stops the worker:\n' +
     'running tasks are ended, their messages released where possible; exit 2 or 4.\n' +
     '--format json: one event per line on stdout: {"event", "id", "message", "action", "due",\n' +
-    '"error", "exit_code", "signal", "ms"}; events: done, failed, released, lease-lost, error.\n' +
+    '"error", "exit_code", "signal", "ms", "host", "pid", "attempt", "stdout", "stderr"}; events:\n' +
+    'done, failed, released, lease-lost, error. "ms": the task\'s run time; "pid": the worker\'s;\n' +
+    '"attempt": 1 + the message\'s requeue count; "stdout"/"stderr": its files with --output, else null.\n' +
+    '\n' +
+    'Task output: without --output, the tasks\' stdout and stderr pass through the worker\'s own, in\n' +
+    'whole lines (lines of tasks running at once never mix), and never inside the progress line on a\n' +
+    'terminal; with --format json, a task\'s stdout is dropped (stdout carries the events). With\n' +
+    '--output DIR, they go to DIR/ID.out and DIR/ID.err (ID: the message id) for a first attempt,\n' +
+    'DIR/ID.N.out and DIR/ID.N.err for attempt N; a name already taken (a rerun of the same attempt,\n' +
+    'or anything else there, a link included) moves on to the next free number. Files are only ever\n' +
+    'made new (O_EXCL, O_NOFOLLOW): nothing is overwritten, no link followed.\n' +
+    '\n' +
+    '--joblog FILE: one tab-separated line per task that ran, once it has ended and its message is\n' +
+    'settled, as GNU parallel\'s --joblog: Seq, Host, Starttime (epoch s), JobRuntime (s), Send (stdin\n' +
+    'bytes), Receive (stdout + stderr bytes), Exitval (-1: none), Signal (its number, 0: none), then\n' +
+    'Queue, MessageId, Attempt, Outcome (done, requeued, dead-lettered, dropped, released, lease-lost,\n' +
+    'error), Stdout, Stderr (--output files, else -), and Command. Appended; a header when the file is\n' +
+    'empty. Give each worker its own file: %h is the host, %p the worker\'s pid, %j the Slurm job\n' +
+    '(JOBID_TASKID in an array task, else $SLURM_JOB_ID; outside Slurm HOST-PID), %% a %. --output takes\n' +
+    'them too. Example: --joblog joblog/%j.tsv\n' +
+    '\n' +
     'Example: ddmq work /shared/ddmq tasks -j 4 --idle-exit 60 -- ./process.sh {}\n' +
     'In ddmq json, the command goes under "exec" as an array: {"cmd": "work", ..., "exec": ["./process.sh", "{}"]}',
   args: [
@@ -63,6 +100,18 @@ export const workCommand: CommandSpec = {
     { key: 'timeout', flags: '--timeout <seconds>', description: 'end a command that runs longer, and nack its message', type: 'int' },
     { key: 'grace', flags: '--grace <seconds>', description: 'on SIGINT/SIGTERM/SIGHUP, time running commands get before they are ended (default 30)', type: 'int' },
     { key: 'kill_after', flags: '--kill-after <seconds>', description: 'seconds between SIGTERM and SIGKILL when a task is ended (default 10)', type: 'int' },
+    {
+      key: 'joblog',
+      flags: '--joblog <file>',
+      description: 'append one tab-separated line per finished task to FILE (made with a header if new; one file per worker: %h host, %p pid, %j Slurm job)',
+      type: 'string',
+    },
+    {
+      key: 'output',
+      flags: '--output <dir>',
+      description: "each task's stdout and stderr into DIR/ID.out and DIR/ID.err (ID.N.out for attempt N), not through the worker",
+      type: 'string',
+    },
     FORMAT(['plain', 'json'], 'plain'),
     VERBOSE,
     DEBUG,
@@ -80,23 +129,83 @@ export const workCommand: CommandSpec = {
       if (v < 0) throw new DdmqError('INVALID_ARGUMENT', `${flag} ${v}: expected 0 or more seconds`);
     }
     // Loaded here, not at start-up: only this command needs them.
-    const [{ work }, { runTask }, { spawn }] = await Promise.all([
-      import('../../worker/work.js'),
-      import('../run-task.js'),
-      import('node:child_process'),
-    ]);
-    const broker = await openBroker(input, ctx);
+    const [{ work, TaskInterrupted }, { runTask }, { spawn }, fs, { hostname }, { Joblog, expandPlaceholders, joblogLine }, { LineSink, Terminal, outputFiles }] =
+      await Promise.all([
+        import('../../worker/work.js'),
+        import('../run-task.js'),
+        import('node:child_process'),
+        import('node:fs'),
+        import('node:os'),
+        import('../joblog.js'),
+        import('../task-output.js'),
+      ]);
+    type LineSink = InstanceType<typeof LineSink>;
+    const host = hostname();
+    let outputDir: string | undefined;
+    if (input.output !== undefined) {
+      outputDir = resolve(expandPlaceholders(String(input.output)));
+      try {
+        fs.mkdirSync(outputDir, { recursive: true });
+        if (!fs.statSync(outputDir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+        fs.accessSync(outputDir, fs.constants.W_OK | fs.constants.X_OK);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new DdmqError(e.code === 'ENOTDIR' ? 'INVALID_ARGUMENT' : 'IO', `--output ${outputDir}: ${e.message}`, { path: outputDir, osCode: e.code });
+      }
+    }
+    let outputFailure: DdmqError | undefined;
+    const joblog: Joblog | undefined = input.joblog === undefined ? undefined : Joblog.open(expandPlaceholders(String(input.joblog)));
+    const broker = await openBroker(input, ctx).catch((err) => {
+      joblog?.close();
+      throw err;
+    });
+    const terminal = new Terminal(process.stdout, process.stderr);
+    let seq = 0;
+    const records = new Map<Message, TaskRecord>();
     const started = Date.now();
     let interrupted: NodeJS.Signals | undefined;
     const killNow = new AbortController();
     const ends = new WeakMap<Message, TaskEnd>();
     let progress: NodeJS.Timeout | undefined;
-    /** A line on stderr, with the progress line (on a terminal) cleared first, to be drawn again. */
+    /** A line on stderr, with the progress line (on a terminal) cleared first and drawn again after. */
     const say = (text: string) => {
-      if (progress) process.stderr.write('\r\x1b[K');
-      ctx.err(text);
+      if (progress) terminal.write('stderr', `${text}\n`);
+      else ctx.err(text);
     };
     const warn = (text: string) => say(`ddmq: warning: ${text}`);
+    let joblogFailed = false;
+    /** Writes the task's joblog line once both its end and its outcome are known. */
+    const logTask = (msg: Message, force = false) => {
+      const record = records.get(msg);
+      if (record === undefined || (!force && (record.end === undefined || record.outcome === undefined))) return;
+      records.delete(msg);
+      if (joblog === undefined) return;
+      try {
+        joblog.write(
+          joblogLine({
+            seq: record.seq,
+            host,
+            start: record.start,
+            runtimeMs: record.end?.runtimeMs ?? Date.now() - record.start,
+            sent: record.sent,
+            received: record.end?.received ?? 0,
+            exitCode: record.end?.exitCode ?? null,
+            signal: record.end?.signal ?? null,
+            queue,
+            messageId: msg.id,
+            attempt: record.attempt,
+            outcome: record.outcome ?? 'unknown',
+            stdout: record.files?.stdout.path ?? null,
+            stderr: record.files?.stderr.path ?? null,
+            command: record.command,
+          }),
+        );
+        joblogFailed = false;
+      } catch (err) {
+        if (!joblogFailed) warn(`--joblog ${joblog.path}: ${(err as Error).message} (said once until a line is written again)`);
+        joblogFailed = true;
+      }
+    };
 
     const onEvent = (e: WorkEvent) => {
       const error = e.error === undefined ? null : e.error instanceof Error ? e.error.message : String(e.error);
@@ -105,6 +214,7 @@ export const workCommand: CommandSpec = {
         return;
       }
       const end = ends.get(e.message);
+      const record = records.get(e.message);
       if (json) {
         ctx.out(
           JSON.stringify({
@@ -117,6 +227,11 @@ export const workCommand: CommandSpec = {
             exit_code: end?.exitCode ?? null,
             signal: end?.signal ?? null,
             ms: e.ms,
+            host,
+            pid: process.pid,
+            attempt: record?.attempt ?? e.message.requeueCounter + 1,
+            stdout: record?.files?.stdout.path ?? null,
+            stderr: record?.files?.stderr.path ?? null,
           }),
         );
       } else if (e.type === 'failed' || e.type === 'lease-lost' || e.type === 'error' || (input.v && e.type !== 'done')) {
@@ -124,22 +239,75 @@ export const workCommand: CommandSpec = {
         const due = e.due === undefined ? '' : `, ready again in ${Math.max(0, Math.round(e.due - Date.now() / 1000))} s`;
         say(`ddmq: ${e.type} ${queue}/${e.message.id}${error ? `: ${error}` : ''}${e.action ? ` (${e.action}${due})` : ''}`);
       }
+      if (record !== undefined && record.outcome === undefined) {
+        record.outcome = e.type === 'failed' ? (e.action ?? 'failed') : e.type;
+        logTask(e.message);
+      }
     };
-    const worker = work(
-      broker,
-      queue,
-      (msg, { signal }) =>
-        runTask(spawn, command, msg, {
+    const handler = async (msg: Message, { signal }: { signal: AbortSignal }) => {
+      const record: TaskRecord = {
+        seq: ++seq,
+        start: Date.now(),
+        attempt: msg.requeueCounter + 1,
+        sent: Buffer.byteLength(msg.text),
+        command: [command[0]!, ...command.slice(1).map((a) => a.replaceAll('{}', msg.text))],
+      };
+      records.set(msg, record);
+      const sinks: LineSink[] = [];
+      let streams: { stdout: TaskStream; stderr: TaskStream };
+      if (outputDir !== undefined) {
+        try {
+          record.files = outputFiles(outputDir, msg.id, record.attempt);
+        } catch (err) {
+          // Not the task's fault: its message is given back, and the worker stops.
+          records.delete(msg);
+          outputFailure ??= err instanceof DdmqError ? err : new DdmqError('IO', `--output ${outputDir}: ${(err as Error).message}`, { path: outputDir, osCode: (err as NodeJS.ErrnoException).code });
+          worker.stop(0).catch(() => {});
+          throw new TaskInterrupted(`cannot make its output files: ${(err as Error).message}`);
+        }
+        streams = { stdout: record.files.stdout.fd, stderr: record.files.stderr.fd };
+      } else {
+        // Through the worker, in whole lines; with --format json, stdout carries the events only.
+        const out = new LineSink((chunk) => (json ? undefined : terminal.write('stdout', chunk)));
+        const err = new LineSink((chunk) => terminal.write('stderr', chunk));
+        sinks.push(out, err);
+        streams = { stdout: (chunk) => out.push(chunk), stderr: (chunk) => err.push(chunk) };
+      }
+      record.start = Date.now();
+      let taskEnd: TaskEnd | undefined;
+      try {
+        return await runTask(spawn, command, msg, {
           queue,
           timeout,
           killAfter,
           signal,
           killNow: killNow.signal,
           stopping: () => interrupted !== undefined,
-          quietStdout: json,
-          onEnd: (end) => ends.set(msg, end),
+          ...streams,
+          onEnd: (end) => (taskEnd = end),
           warn,
-        }),
+        });
+      } finally {
+        for (const sink of sinks) sink.flush();
+        let received = sinks.reduce((n, sink) => n + sink.bytes, 0);
+        for (const file of [record.files?.stdout, record.files?.stderr]) {
+          if (file === undefined) continue;
+          try {
+            received += fs.fstatSync(file.fd).size;
+            fs.closeSync(file.fd);
+          } catch (err) {
+            warn(`${file.path}: ${(err as Error).message}`);
+          }
+        }
+        if (taskEnd) ends.set(msg, taskEnd);
+        record.end = { exitCode: taskEnd?.exitCode ?? null, signal: taskEnd?.signal ?? null, runtimeMs: Date.now() - record.start, received };
+        logTask(msg);
+      }
+    };
+    const worker = work(
+      broker,
+      queue,
+      handler,
       {
         concurrency: (input.concurrency as number | undefined) ?? 1,
         maxMessages: input.max_messages as number | undefined,
@@ -159,13 +327,13 @@ export const workCommand: CommandSpec = {
       signals++;
       interrupted ??= sig;
       if (signals === 1) {
-        ctx.err(`ddmq: ${sig}: taking no more messages; running tasks have ${grace} s (send it again to end them now)`);
+        say(`ddmq: ${sig}: taking no more messages; running tasks have ${grace} s (send it again to end them now)`);
         worker.stop().catch(() => {});
       } else if (signals === 2) {
-        ctx.err(`ddmq: ${sig} again: ending running tasks now (SIGTERM, SIGKILL after ${killAfter} s; once more: SIGKILL now)`);
+        say(`ddmq: ${sig} again: ending running tasks now (SIGTERM, SIGKILL after ${killAfter} s; once more: SIGKILL now)`);
         worker.stop(0).catch(() => {});
       } else {
-        ctx.err(`ddmq: ${sig} again: killing running tasks (SIGKILL)`);
+        say(`ddmq: ${sig} again: killing running tasks (SIGKILL)`);
         killNow.abort();
       }
     };
@@ -176,18 +344,23 @@ export const workCommand: CommandSpec = {
     process.stderr.on('error', ignoreStderrErrors);
 
     // Progress on a terminal: done, failed, requeued, running, remaining, rate, ETA.
+    let closed = false;
     if (process.stderr.isTTY && !json) {
       progress = setInterval(async () => {
         const s = worker.stats;
         const remaining = (await broker.counts(queue).catch(() => [{ ready: NaN }]))[0]!.ready;
         const rate = s.done / Math.max(1, (Date.now() - started) / 1000);
         const eta = rate > 0 && Number.isFinite(remaining) ? `${Math.round(remaining / rate)} s` : '?';
-        process.stderr.write(`\r\x1b[Kdone ${s.done}  failed ${s.failed}  requeued ${s.released}  running ${s.running}  remaining ${remaining}  ${rate.toFixed(1)}/s  ETA ${eta}`);
+        if (!closed) terminal.progress(`done ${s.done}  failed ${s.failed}  requeued ${s.released}  running ${s.running}  remaining ${remaining}  ${rate.toFixed(1)}/s  ETA ${eta}`);
       }, 500);
     }
     const summary = () => {
+      closed = true;
       clearInterval(progress);
-      if (progress) process.stderr.write('\r\x1b[K');
+      terminal.clearProgress();
+      // Tasks whose runner was given up on, or whose event never came (a store error).
+      for (const msg of [...records.keys()]) logTask(msg, true);
+      joblog?.close();
       const s = worker.stats;
       const seconds = (Date.now() - started) / 1000;
       const lost = s.leaseLost > 0 ? `, ${s.leaseLost} lease lost` : '';
@@ -196,6 +369,7 @@ export const workCommand: CommandSpec = {
     try {
       const stats = await worker.done;
       summary();
+      if (outputFailure) throw outputFailure;
       if (interrupted) return interrupted === 'SIGINT' ? EXIT.SIGINT : interrupted === 'SIGTERM' ? EXIT.SIGTERM : EXIT.SIGHUP;
       return stats.failed > 0 ? EXIT.TASKS_FAILED : EXIT.OK;
     } catch (err) {
