@@ -1,10 +1,9 @@
 import { DdmqError } from '../../format/errors.js';
-import { checkQueueName } from '../../format/names.js';
 import type { CleanResult } from '../../store/queue.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
-import { type CommandSpec, CREATE, exitCodeOver, listOf, REPORT_OPTIONS, ROOT_ARG } from '../spec.js';
-import { reportFailure } from './each-queue.js';
+import { type CommandSpec, CREATE, exitCodeOver, REPORT_OPTIONS, ROOT_ARG } from '../spec.js';
+import { optionalQueues, reportFailure } from './each-queue.js';
 
 export const clean: CommandSpec = {
   name: 'clean',
@@ -15,10 +14,7 @@ export const clean: CommandSpec = {
   args: [ROOT_ARG, { key: 'queue', description: 'comma-separated names of the queues to clean (default: all)', required: false, list: true }],
   options: [CREATE, ...REPORT_OPTIONS],
   async run(input, ctx) {
-    const names = listOf(input.queue).map(checkQueueName);
-    if (input.queue !== undefined && names.length === 0) {
-      throw new DdmqError('INVALID_ARGUMENT', `no queue names in ${JSON.stringify(input.queue)} (leave the argument out for every queue)`);
-    }
+    const names = optionalQueues(input);
     const broker = await openBroker(input, ctx);
     const results: CleanResult[] = [];
     const failures: DdmqError[] = [];

@@ -6,6 +6,18 @@ import { emit, type Row } from '../output.js';
 import { exitCodeOver, type Input, listOf, type RunContext } from '../spec.js';
 
 /**
+ * The queues named in input.queue for a command whose queue argument is optional: [] when
+ * it is left out (every queue); a list that names none (",") is refused, not taken for all.
+ */
+export function optionalQueues(input: Input): string[] {
+  const names = listOf(input.queue).map(checkQueueName);
+  if (input.queue !== undefined && names.length === 0) {
+    throw new DdmqError('INVALID_ARGUMENT', `no queue names in ${JSON.stringify(input.queue)} (leave the argument out for every queue)`);
+  }
+  return names;
+}
+
+/**
  * Runs `act` on each queue named in input.queue (a comma-separated list). Every name is
  * checked before anything is touched. A queue that fails is reported on stderr and the
  * others still go ahead; the exit code says whether all, some or none failed.

@@ -1,10 +1,9 @@
 import * as fs from 'node:fs';
 import { DdmqError } from '../../format/errors.js';
-import { checkQueueName } from '../../format/names.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
-import { type CommandSpec, DEBUG, EXIT, exitCodeOver, FORMAT, listOf, ROOT_ARG, VERBOSE } from '../spec.js';
-import { reportFailure } from './each-queue.js';
+import { type CommandSpec, DEBUG, EXIT, exitCodeOver, FORMAT, ROOT_ARG, VERBOSE } from '../spec.js';
+import { optionalQueues, reportFailure } from './each-queue.js';
 
 export const statsCommand: CommandSpec = {
   name: 'stats',
@@ -25,10 +24,7 @@ export const statsCommand: CommandSpec = {
     DEBUG,
   ],
   async run(input, ctx) {
-    const wanted = listOf(input.queue).map(checkQueueName);
-    if (input.queue !== undefined && wanted.length === 0) {
-      throw new DdmqError('INVALID_ARGUMENT', `no queue names in ${JSON.stringify(input.queue)} (leave the argument out for every queue)`);
-    }
+    const wanted = optionalQueues(input);
     const broker = await openBroker(input, ctx);
     const since = input.since === undefined ? undefined : parseSince(String(input.since), broker.now());
     const stats = await broker.stats(wanted.length === 0 ? undefined : wanted, { since });

@@ -1,10 +1,9 @@
 import { DdmqError } from '../../format/errors.js';
-import { checkQueueName } from '../../format/names.js';
 import type { QueueCounts } from '../../store/queue.js';
 import { openBroker } from '../open.js';
 import { emit, table } from '../output.js';
-import { type CommandSpec, CREATE, DEBUG, exitCodeOver, FORMAT, listOf, ROOT_ARG, VERBOSE } from '../spec.js';
-import { reportFailure } from './each-queue.js';
+import { type CommandSpec, CREATE, DEBUG, exitCodeOver, FORMAT, ROOT_ARG, VERBOSE } from '../spec.js';
+import { optionalQueues, reportFailure } from './each-queue.js';
 
 export const view: CommandSpec = {
   name: 'view',
@@ -23,11 +22,7 @@ export const view: CommandSpec = {
     DEBUG,
   ],
   async run(input, ctx) {
-    const wanted = listOf(input.queue).map(checkQueueName);
-    const names = wanted;
-    if (input.queue !== undefined && names.length === 0) {
-      throw new DdmqError('INVALID_ARGUMENT', `no queue names in ${JSON.stringify(input.queue)} (leave the argument out for every queue)`);
-    }
+    const names = optionalQueues(input);
     const broker = await openBroker(input, ctx);
     const format = String(input.format);
     const failures: DdmqError[] = [];
@@ -37,7 +32,7 @@ export const view: CommandSpec = {
     };
     if (input.n) {
       const names: string[] = [];
-      for (const entry of await broker.queueProblems(wanted.length === 0 ? undefined : wanted)) {
+      for (const entry of await broker.queueProblems(names.length === 0 ? undefined : names)) {
         if (entry.problem) fail(entry.problem);
         else names.push(entry.name);
       }
@@ -45,7 +40,7 @@ export const view: CommandSpec = {
       return exitCodeOver(failures, names.length + failures.length);
     }
     const counts: QueueCounts[] = [];
-    for (const r of await broker.counts(wanted.length === 0 ? undefined : wanted)) (r.error ? fail(r.error) : counts.push(r));
+    for (const r of await broker.counts(names.length === 0 ? undefined : names)) (r.error ? fail(r.error) : counts.push(r));
     const rows = counts.map((c) => ({ queue: c.queue, ready: c.ready, delayed: c.delayed, in_flight: c.inFlight, expired: c.expired, corrupt: c.corrupt }));
     if (format === 'table') {
       if (rows.length > 0 || failures.length === 0) {
