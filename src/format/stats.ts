@@ -54,6 +54,8 @@ export interface QueueStats {
   runtime_ms: RuntimeSummary;
   /** Done per minute, over the last 10 minutes (or since the first record in them). */
   rate_per_minute: number;
+  /** Failed per minute, over the same span. */
+  failed_per_minute: number;
   /** Seconds until ready + delayed + in flight are done at that rate; null: no rate yet, or no counts. */
   eta_seconds: number | null;
   /** Workers seen in the window: distinct host and pid that settled a task, by host. */
@@ -151,12 +153,14 @@ function one(queue: string, records: TaskRecord[], current: CurrentCounts | null
   const errors = new Map<string, number>();
   const rateFrom = now - RATE_WINDOW_MS;
   let recentDone = 0;
+  let recentFailed = 0;
   let recentFirst = Infinity;
   for (const r of records) {
     countRecord(allTime, r);
     if (r.end > rateFrom && r.end <= now) {
       recentFirst = Math.min(recentFirst, r.start !== null && r.start > rateFrom ? r.start : r.end);
       if (r.outcome === 'done') recentDone++;
+      else if (r.outcome === 'failed') recentFailed++;
     }
     if (r.end < since || r.end > now) continue;
     countRecord(window, r);
@@ -182,10 +186,10 @@ function one(queue: string, records: TaskRecord[], current: CurrentCounts | null
     throughput.push({ minute: new Date(m * 60_000).toISOString(), done: b.done, failed: b.failed });
   }
   // Over a run shorter than the rate window, the rate is over the run (at least one second).
-  const spanMs = recentDone === 0 ? RATE_WINDOW_MS : Math.max(1000, now - Math.max(rateFrom, recentFirst));
+  const spanMs = recentDone + recentFailed === 0 ? RATE_WINDOW_MS : Math.max(1000, now - Math.max(rateFrom, recentFirst));
   const rate = (recentDone * 60_000) / spanMs;
   const remaining = current === null ? null : current.ready + current.delayed + current.in_flight;
-  const eta = remaining === null ? null : remaining === 0 ? 0 : rate > 0 ? Math.round((remaining / rate) * 60) : null;
+  const eta = remaining === null ? null : remaining === 0 ? 0 : rate > 0 ? Math.max(1, Math.round((remaining / rate) * 60)) : null;
   return {
     queue,
     current,
@@ -200,6 +204,7 @@ function one(queue: string, records: TaskRecord[], current: CurrentCounts | null
       max: runtimes.length === 0 ? null : runtimes[runtimes.length - 1]!,
     },
     rate_per_minute: Math.round(rate * 100) / 100,
+    failed_per_minute: Math.round(((recentFailed * 60_000) / spanMs) * 100) / 100,
     eta_seconds: eta,
     workers: Object.fromEntries([...workers.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([h, p]) => [h, p.size])),
     top_errors: [...errors.entries()]
@@ -239,6 +244,7 @@ export function prometheusText(stats: Stats): string {
     (['p50', 'p90', 'p99', 'max'] as const).map((k) => [{ queue: q.queue, quantile: { p50: '0.5', p90: '0.9', p99: '0.99', max: '1' }[k] }, q.runtime_ms[k] === null ? null : q.runtime_ms[k]! / 1000] as [Record<string, string>, number | null]),
   ));
   metric('ddmq_done_per_minute', 'Tasks done per minute over the last 10 minutes.', qs.map((q) => [{ queue: q.queue }, q.rate_per_minute]));
+  metric('ddmq_failed_per_minute', 'Tasks failed per minute over the last 10 minutes.', qs.map((q) => [{ queue: q.queue }, q.failed_per_minute]));
   metric('ddmq_eta_seconds', 'Seconds until what is ready, delayed and in flight is done, at that rate.', qs.map((q) => [{ queue: q.queue }, q.eta_seconds]));
   metric('ddmq_workers', 'Worker processes (host and pid) that settled a task in the window, by host.', qs.flatMap((q) => Object.entries(q.workers).map(([host, n]) => [{ queue: q.queue, host }, n] as [Record<string, string>, number])));
   metric('ddmq_window_start_seconds', 'Start of the window, epoch seconds.', [[{}, Math.floor(stats.since / 1000)]]);

@@ -38,7 +38,9 @@ import {
 import { OpenFolder, QueueFolders, SUBFOLDERS } from './folders.js';
 import type { RecordDetails, TaskRecord } from '../format/records.js';
 import type { CurrentCounts, Stats } from '../format/stats.js';
-import { HOST, pruneRecords, readQueueRecords, RecordWriter, recordQueues } from './records.js';
+import { PRESENCE_ACTIVE_MS, type WorkerPresence } from '../format/presence.js';
+import { type PresenceSnapshot, PresenceBeacon, prunePresence, readPresence } from './presence.js';
+import { HOST, pruneRecords, readQueueRecords, RecordTail, RecordWriter, recordQueues } from './records.js';
 import {
   type CleanOptions,
   type CleanResult,
@@ -622,6 +624,43 @@ export class Broker implements QueueHost {
     }
   }
 
+  /** Removes the presence files of killed workers (called by clean of the whole root). A failure is a warning. */
+  private prunePresence(): void {
+    try {
+      const removed = prunePresence(this.root, this.now());
+      if (removed > 0) this.log('info', `removed ${removed} presence files of workers gone for over an hour`);
+    } catch (err) {
+      if (!isDdmqError(err)) throw err;
+      this.warn(new DdmqError(err.code, `worker presence files not pruned: ${err.message}`, { path: err.path, osCode: err.osCode, cause: err }));
+    }
+  }
+
+  /**
+   * The workers running on this root now, from their presence files (ROOT/.ddmq/workers),
+   * with how long ago each last said so (`age_ms`, by this host's clock) and whether that
+   * is recent enough to take it as alive (`active`: within PRESENCE_ACTIVE_MS). Workers of
+   * queues with `history: false` keep no presence file.
+   */
+  async workers(): Promise<(WorkerPresence & { age_ms: number; active: boolean })[]> {
+    const now = this.now();
+    return readPresence(this.root).map((p) => {
+      const age = Math.max(0, now - p.heartbeat);
+      return { ...p, age_ms: age, active: age <= PRESENCE_ACTIVE_MS };
+    });
+  }
+
+  /**
+   * Starts a worker's presence file (see presence.ts), rewritten every 15 s and soon after
+   * `changed()`, until `stop()`; a no-op when the queue keeps no history.
+   */
+  async announceWorker(queue: string, snapshot: () => PresenceSnapshot): Promise<{ changed(): void; stop(): void }> {
+    const settings = await this.settings(queue);
+    if (!settings.history) return { changed() {}, stop() {} };
+    const beacon = new PresenceBeacon(this.root, snapshot, { now: () => this.now(), warn: (w) => this.warn(w), groupShared: settings.group_shared });
+    beacon.start();
+    return beacon;
+  }
+
   /**
    * A worker lost a message's lease: its task ends without an ack or a nack, and only its
    * record says so (if the queue keeps records).
@@ -641,6 +680,16 @@ export class Broker implements QueueHost {
     this.recorder.flush();
     const names = queue === undefined ? recordQueues(this.root) : (typeof queue === 'string' ? [queue] : queue).map(checkQueueName);
     for (const name of names) yield* readQueueRecords(this.root, name, options.since ?? -Infinity);
+  }
+
+  /**
+   * Follows the task records as they are written, for a live view: each `poll(queues)`
+   * returns the records of those queues written since the last poll (the first: every
+   * kept one), reading only what was appended (see RecordTail).
+   */
+  followRecords(): RecordTail {
+    this.recorder.flush();
+    return new RecordTail(this.root, () => this.now());
   }
 
   /**
@@ -738,6 +787,7 @@ export class Broker implements QueueHost {
    */
   async clean(queue?: string | string[], options?: CleanOptions): Promise<CleanResult[]> {
     if (typeof queue === 'string') return [await (await this.queue(queue)).clean(options)];
+    if (queue === undefined) this.prunePresence();
     return this.eachQueue(
       queue,
       (q) => q.clean(options),

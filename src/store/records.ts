@@ -157,7 +157,12 @@ export class RecordWriter {
  * missing. A link in place of any level is UNSAFE_PATH.
  */
 export function openRecordsFolder(root: string, queue: string | undefined, create: boolean, groupShared = false): OpenFolder | null {
-  const levels = queue === undefined ? [HIDDEN_DIR, RECORDS_DIR] : [HIDDEN_DIR, RECORDS_DIR, queue];
+  return openHiddenFolder(root, queue === undefined ? [RECORDS_DIR] : [RECORDS_DIR, queue], create, groupShared);
+}
+
+/** Opens ROOT/.ddmq/LEVEL/... as openRecordsFolder does (also for the worker presence files). */
+export function openHiddenFolder(root: string, below: string[], create: boolean, groupShared = false): OpenFolder | null {
+  const levels = [HIDDEN_DIR, ...below];
   let at = root;
   let path = root;
   let open: OpenFolder | null = null;
@@ -208,6 +213,91 @@ export function* readQueueRecords(root: string, queue: string, sinceMs = -Infini
     }
   } finally {
     dir.close();
+  }
+}
+
+/**
+ * Follows the record files of some queues, as `tail -f` would: each poll() returns the
+ * records appended since the last one (the first returns every kept record). A file is
+ * read from where the last poll stopped, and once its writer has surely moved on to a
+ * newer file (it started over ROTATE_MS plus a margin ago) it is never looked at again,
+ * so a poll costs a listing per queue and a look at each file still being written,
+ * however long the history. For `ddmq top`, polling once a second.
+ */
+export class RecordTail {
+  private readonly files = new Map<string, { offset: number; done: boolean }>();
+
+  constructor(
+    private readonly root: string,
+    private readonly now: () => number,
+  ) {}
+
+  poll(queues: readonly string[]): TaskRecord[] {
+    const out: TaskRecord[] = [];
+    const settledBefore = this.now() - ROTATE_MS - 5 * 60_000;
+    for (const queue of queues) {
+      const dir = openRecordsFolder(this.root, queue, false);
+      if (dir === null) continue;
+      try {
+        for (const name of listIfExists(dir.at) ?? []) {
+          const writer = parseRecordFileName(name);
+          if (writer === null) continue;
+          const key = `${queue}/${name}`;
+          let file = this.files.get(key);
+          if (file === undefined) this.files.set(key, (file = { offset: 0, done: false }));
+          if (file.done) continue;
+          let chunk: Buffer | null;
+          try {
+            chunk = readFrom(dir.at + sep + name, file.offset);
+          } catch (err) {
+            if (!isDdmqError(err, 'UNSAFE_PATH')) throw err;
+            chunk = null; // a link or a FIFO under a record file's name holds no records
+          }
+          if (chunk === null) {
+            file.done = true; // dropped by a cleaner
+            continue;
+          }
+          // What follows the last newline is a line still being written: read again next time.
+          const whole = chunk.lastIndexOf(0x0a) + 1;
+          file.offset += whole;
+          for (const r of parseRecords(chunk.subarray(0, whole).toString('utf8'))) out.push(r);
+          if (writer.startMs < settledBefore) file.done = true;
+        }
+      } finally {
+        dir.close();
+      }
+    }
+    return out;
+  }
+}
+
+/** What a regular file holds from `offset` on (a link refused, as readRegularFile does); null if it is gone. */
+function readFrom(path: string, offset: number): Buffer | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') throw unsafePath(path, 'is a symbolic link');
+    throw ioError(err, 'read', path);
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw unsafePath(path, 'is not a regular file');
+    const length = Math.max(0, stat.size - offset);
+    const buffer = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const n = fs.readSync(fd, buffer, got, length - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buffer.subarray(0, got);
+  } catch (err) {
+    throw isDdmqError(err) ? err : ioError(err, 'read', path);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -307,10 +307,12 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
       } finally {
         tasks.delete(task);
         stats.running = tasks.size;
+        presence.changed();
       }
     })();
     tasks.add(task);
     stats.running = tasks.size;
+    presence.changed();
   };
 
   /** The record of a task whose lease was lost; failing to keep it is only a warning. */
@@ -339,8 +341,20 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
     }
   };
 
+  /** The worker's presence file (ROOT/.ddmq/workers), once started. */
+  let presence = { changed() {}, stop() {} };
+
   const loop = async (): Promise<void> => {
     const settings = await broker.settings(queue);
+    presence = await broker.announceWorker(queue, () => ({
+      queue,
+      concurrency,
+      done: stats.done,
+      failed: stats.failed,
+      released: stats.released,
+      lease_lost: stats.leaseLost,
+      running: [...tasks].map((t) => ({ id: t.message.id, since: t.started })),
+    }));
     const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true });
     while (!stopping.signal.aborted && (options.maxMessages === undefined || taken < options.maxMessages)) {
       await yieldToEventLoop();
@@ -376,6 +390,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
     }
     // Running handlers finish (within the grace, if the worker is stopping).
     while (tasks.size > 0) await Promise.all([...tasks].map((t) => t.finished));
+    presence.stop();
     ended = true;
     clearTimeout(graceTimer);
     if (failure !== undefined) throw failure.error;

@@ -13,6 +13,7 @@ import { purge } from './purge.js';
 import { redrive } from './redrive.js';
 import { settings } from './settings.js';
 import { statsCommand } from './stats.js';
+import { topCommand } from './top.js';
 import { view } from './view.js';
 import { workCommand } from './work.js';
 
@@ -32,6 +33,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   redrive,
   settings,
   statsCommand,
+  topCommand,
   workCommand,
   jsonCommand(() => COMMANDS),
 ];

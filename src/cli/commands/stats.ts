@@ -98,7 +98,7 @@ function plainStats(q: import('../../format/stats.js').QueueStats, since: number
     `  all kept:  ${o(q.all_time)}`,
     `  since ${new Date(since).toISOString()}: ${o(q.since)}`,
     `  runtime:   p50 ${fmtMs(q.runtime_ms.p50)}, p90 ${fmtMs(q.runtime_ms.p90)}, p99 ${fmtMs(q.runtime_ms.p99)}, max ${fmtMs(q.runtime_ms.max)} (${q.runtime_ms.count} done)`,
-    `  rate:      ${q.rate_per_minute}/min done (last 10 min), peak ${peak}/min; ETA ${q.eta_seconds === null ? '?' : `${q.eta_seconds} s`}`,
+    `  rate:      ${q.rate_per_minute}/min done, ${q.failed_per_minute}/min failed (last 10 min), peak ${peak}/min; ETA ${q.eta_seconds === null ? '?' : `${q.eta_seconds} s`}`,
     `  workers:   ${workers.length === 0 ? 'none seen' : workers.map(([h, n]) => `${h} ${n}`).join(', ')}`,
     ...q.top_errors.map((e) => `  error ×${e.count}: ${e.error.split('\n')[0]}`),
   ]
