@@ -57,6 +57,8 @@ const COMMANDS: { name: string; args: (root: string, q: string) => string[]; una
   { name: 'settings --set', args: (r) => ['settings', r, '--set', 'priority=4'], unaffected: ['queue folder', 'work/', 'delayed/', 'corrupt/', 'queue ddmq.yaml'] },
   { name: 'stats', args: (r) => ['stats', r] },
   { name: 'stats Q', args: (r, q) => ['stats', r, q] },
+  { name: 'top --once', args: (r) => ['top', r, '--once'] },
+  { name: 'top Q --once', args: (r, q) => ['top', r, q, '--once', '--format', 'json'] },
   { name: 'work', args: (r, q) => ['work', r, q, '--max-messages', '1', '--idle-exit', '1', '--', 'true'] },
 ];
 

@@ -224,6 +224,27 @@ describe('ddmq top', () => {
     assert.deepEqual(ls(dir), []);
   });
 
+  it('a link in place of .ddmq/workers is never followed: not written through, refused by top, not cleaned', async () => {
+    const { root } = await farm();
+    const canary = join(tempDir(), 'canary');
+    fs.mkdirSync(canary);
+    const planted = join(canary, 'evil-1-1.json');
+    fs.writeFileSync(planted, JSON.stringify({ host: 'evil', pid: 1, queue: 'jobs', started: 0, heartbeat: Date.now(), concurrency: 9, running_count: 9, running: [], done: 0, failed: 0, released: 0, lease_lost: 0 }));
+    setMtime(planted, 2 * 3600_000);
+    fs.mkdirSync(join(root, '.ddmq'), { recursive: true });
+    fs.symlinkSync(canary, join(root, '.ddmq', 'workers'));
+    const w = cli('work', root, 'jobs', '--max-messages', '1', '--', 'true');
+    assert.equal(w.status, 0);
+    assert.match(w.stderr, /warning: worker presence file could not be kept: .*workers.* is a symbolic link/);
+    const top = cli('top', root, '--once', '--format', 'json');
+    assert.equal(top.status, 2, 'refused, as a link anywhere in the tree is');
+    assert.match(top.stderr, /^ddmq: error: refusing to use \S+\/\.ddmq\/workers: it is a symbolic link/m);
+    assert.equal(top.stdout, '');
+    const clean = cli('clean', root);
+    assert.match(clean.stderr, /worker presence files not pruned: .*symbolic link/);
+    assert.deepEqual(fs.readdirSync(canary), ['evil-1-1.json'], 'nothing written into or removed from the canary');
+  });
+
   it('a terminal run: the alternate screen, frames redrawn in place, q quits and restores the screen', async () => {
     const { root } = await farm();
     const typescript = join(tempDir(), 'typescript');
