@@ -112,8 +112,20 @@ function createNew(path: string): number | undefined {
   try {
     return fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o666);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return undefined;
+    // sshfs answers the loser of two exclusive creates of one name with EPERM: taken, if it is there now.
+    if (code === 'EPERM' && taken(path)) return undefined;
     throw err;
+  }
+}
+
+function taken(path: string): boolean {
+  try {
+    fs.lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
