@@ -6,7 +6,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker } from '../src/index.js';
-import { CLI, tempDir } from './helpers.js';
+import { outputFiles } from '../src/cli/task-output.js';
+import { CLI, errno, patchFs, tempDir } from './helpers.js';
 
 async function queueOf(settings = {}) {
   const dir = tempDir();
@@ -228,6 +229,39 @@ function screenOf(bytes: string): string[] {
   if (line !== '') lines.push(line);
   return lines;
 }
+
+describe('output files on a network file system', () => {
+  it('EPERM for an exclusive create of a name that is there (sshfs) counts as taken: the next number is used', () => {
+    const dir = tempDir();
+    fs.writeFileSync(join(dir, 'abc.out'), 'the other host');
+    const restore = patchFs('openSync', (original) => ((path: fs.PathLike, flags?: fs.OpenMode, mode?: fs.Mode) => {
+      if (typeof flags === 'number' && flags & fs.constants.O_EXCL && fs.existsSync(path)) throw errno('EPERM', String(path));
+      return original(path, flags as fs.OpenMode, mode);
+    }) as typeof fs.openSync);
+    let files;
+    try {
+      files = outputFiles(dir, 'abc', 1);
+    } finally {
+      restore();
+    }
+    fs.closeSync(files.stdout.fd);
+    fs.closeSync(files.stderr.fd);
+    assert.deepEqual([files.stdout.path, files.stderr.path], [join(dir, 'abc.2.out'), join(dir, 'abc.2.err')]);
+    assert.equal(fs.readFileSync(join(dir, 'abc.out'), 'utf8'), 'the other host');
+  });
+
+  it('EPERM for a name that is not there is a real refusal', () => {
+    const dir = tempDir();
+    const restore = patchFs('openSync', () => (() => {
+      throw errno('EPERM', 'no');
+    }) as unknown as typeof fs.openSync);
+    try {
+      assert.throws(() => outputFiles(dir, 'abc', 1), /EPERM/);
+    } finally {
+      restore();
+    }
+  });
+});
 
 describe('task output on a terminal', () => {
   it('is never written into the progress line: each output line stands whole on a line of its own', async () => {
