@@ -69,6 +69,22 @@ describe('task records', () => {
     assert.match(ls(dir)[0]!, new RegExp(`-${process.pid}-\\d+\\.jsonl$`));
   });
 
+  it('records of any text survive the buffer: non-ASCII errors, and more than the first buffer holds', async () => {
+    const { broker } = await setup({ retry_delay: 0 });
+    const errors = ['échec ✗', '💥'.repeat(3000), 'x'.repeat(3999) + '€'];
+    for (let i = 0; i < 400; i++) await broker.publish('q', i);
+    let i = 0;
+    for (const m of await broker.consume('q', { n: 400 })) await broker.nack(m, { error: errors[i++ % errors.length]! });
+    broker.close();
+    const got = await all(broker, 'q');
+    assert.equal(got.length, 400);
+    assert.deepEqual(
+      got.slice(0, 3).map((r) => r.error),
+      errors.map((e) => e.slice(0, 4000)),
+    );
+    assert.ok(got.every((r, k) => r.error === errors[k % errors.length]!.slice(0, 4000)));
+  });
+
   it('a worker records its lease lost, and what the handler returned or threw (exit code, signal)', async () => {
     const { broker, root } = await setup();
     for (let i = 0; i < 3; i++) await broker.publish('q', `m${i}`);

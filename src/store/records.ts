@@ -60,7 +60,8 @@ export interface RecordWriterOptions {
 
 /** One process's record files of one root: a buffer and a current file per queue. */
 export class RecordWriter {
-  private readonly buffers = new Map<string, string[]>();
+  /** Per queue, the lines not yet written, encoded as they come (no array of strings to join and encode again at the flush). */
+  private readonly buffers = new Map<string, { bytes: Buffer; length: number; count: number }>();
   private readonly files = new Map<string, OpenFile>();
   private readonly warned = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
@@ -72,9 +73,17 @@ export class RecordWriter {
 
   /** Buffers a record; it is written within FLUSH_MS (or at close or exit). */
   add(record: TaskRecord): void {
-    let lines = this.buffers.get(record.queue);
-    if (lines === undefined) this.buffers.set(record.queue, (lines = []));
-    lines.push(JSON.stringify(record) + '\n');
+    let pending = this.buffers.get(record.queue);
+    if (pending === undefined) this.buffers.set(record.queue, (pending = { bytes: Buffer.allocUnsafe(64 * 1024), length: 0, count: 0 }));
+    const line = JSON.stringify(record) + '\n';
+    // A UTF-8 character takes at most 3 bytes per UTF-16 unit.
+    if (pending.bytes.length - pending.length < line.length * 3) {
+      const bigger = Buffer.allocUnsafe(Math.max(pending.bytes.length * 2, pending.length + line.length * 3));
+      pending.bytes.copy(bigger, 0, 0, pending.length);
+      pending.bytes = bigger;
+    }
+    pending.length += pending.bytes.write(line, pending.length);
+    pending.count++;
     if (this.timer === undefined) {
       this.timer = setTimeout(() => this.flush(), FLUSH_MS);
       this.timer.unref(); // a pending record must not keep the process alive: exit flushes it
@@ -93,10 +102,10 @@ export class RecordWriter {
     clearTimeout(this.timer);
     this.timer = undefined;
     pendingWriters.delete(this);
-    for (const [queue, lines] of this.buffers) {
+    for (const [queue, pending] of this.buffers) {
       this.buffers.delete(queue);
       try {
-        this.append(queue, lines.join(''));
+        this.append(queue, pending.bytes.subarray(0, pending.length));
         this.warned.delete(queue);
       } catch (err) {
         // A root deleted (or its ddmq.yaml removed) meanwhile has nothing to keep records for.
@@ -105,7 +114,7 @@ export class RecordWriter {
         this.warned.add(queue);
         const why = isDdmqError(err) ? err.message : String(err);
         this.options.warn(
-          new DdmqError(isDdmqError(err) ? err.code : 'IO', `task records of queue ${queue} could not be written (${lines.length} lost): ${why}`, {
+          new DdmqError(isDdmqError(err) ? err.code : 'IO', `task records of queue ${queue} could not be written (${pending.count} lost): ${why}`, {
             path: join(this.root, HIDDEN_DIR, RECORDS_DIR, queue),
             cause: err,
           }),
@@ -114,7 +123,7 @@ export class RecordWriter {
     }
   }
 
-  private append(queue: string, text: string): void {
+  private append(queue: string, data: Buffer): void {
     const now = this.options.now();
     let file = this.files.get(queue);
     if (file === undefined || now - file.startMs >= ROTATE_MS || file.bytes >= ROTATE_BYTES) {
@@ -138,8 +147,8 @@ export class RecordWriter {
         const stat = fs.fstatSync(fd);
         if (!stat.isFile()) throw unsafePath(join(dir.path, file.name), 'is not a regular file');
         if (groupShared && (stat.mode & 0o060) !== 0o060) fs.fchmodSync(fd, (stat.mode & 0o7777) | 0o060);
-        fs.writeSync(fd, text);
-        file.bytes += Buffer.byteLength(text);
+        writeAll(fd, data);
+        file.bytes += data.length;
       } catch (err) {
         throw isDdmqError(err) ? err : ioError(err, 'append to', join(dir.path, file.name));
       } finally {
@@ -372,5 +381,15 @@ function pidAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return errnoOf(err) === 'EPERM'; // alive, someone else's
+  }
+}
+
+/** Writes all of data (a write to a regular file may be short, on a full disk or a network file system). */
+function writeAll(fd: number, data: Buffer): void {
+  let done = 0;
+  while (done < data.length) {
+    const n = fs.writeSync(fd, data, done, data.length - done);
+    if (n === 0) throw Object.assign(new Error('no progress writing a record file (ENOSPC)'), { code: 'ENOSPC' });
+    done += n;
   }
 }
