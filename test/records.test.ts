@@ -92,6 +92,48 @@ describe('task records', () => {
     assert.match(records.find((r) => r.outcome === 'lease-lost')!.error!, /lease|not in flight/i);
   });
 
+  it('a task released at a stop keeps how it ended (signal or exit code) in its record, its joblog line and its JSON event', async () => {
+    const cases = [
+      // --grace 0: the worker ends the task at once with SIGTERM, and it dies of it.
+      { name: 'ended by the worker', grace: '0', script: 'echo started >&2; exec sleep 30', kill: true, record: [null, 'SIGTERM'], joblog: ['-1', '15'] },
+      // It traps the TERM the worker sends it and exits 3 by itself.
+      { name: 'trapped the TERM', grace: '0', script: 'trap "exit 3" TERM; echo started >&2; sleep 30 & wait', kill: true, record: [3, null], joblog: ['3', '0'] },
+      // A TERM sent to the whole job (scancel): the worker and the task both get it, the task dies of it.
+      { name: 'TERM to the whole job', grace: '30', script: 'kill -TERM $PPID $$; sleep 30', kill: false, record: [null, 'SIGTERM'], joblog: ['-1', '15'] },
+    ] as const;
+    for (const c of cases) {
+      const { broker, root } = await setup();
+      const { id } = await broker.publish('q', 'x');
+      const log = join(tempDir(), 'joblog.tsv');
+      const args = [CLI, 'work', root, 'q', '--grace', c.grace, '--joblog', log, '--format', 'json', '--', 'sh', '-c', c.script];
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+      const started = new Promise<void>((resolve) =>
+        child.stderr.setEncoding('utf8').on('data', (d) => {
+          err += d;
+          if (err.includes('started')) resolve();
+        }),
+      );
+      const closed = new Promise((resolve) => child.on('close', resolve));
+      if (c.kill) {
+        await started;
+        child.kill('SIGTERM');
+      }
+      assert.equal(await closed, 143, `${c.name}: ${err}`);
+      const [record, ...more] = await all(broker, 'q');
+      assert.deepEqual(more, [], c.name);
+      assert.deepEqual([record!.id, record!.outcome, record!.action, record!.exit_code, record!.signal], [id, 'released', 'requeued', ...c.record], c.name);
+      const [header, line, ...rest] = fs.readFileSync(log, 'utf8').trimEnd().split('\n');
+      assert.deepEqual(rest, [], c.name);
+      const col = (name: string) => line!.split('\t')[header!.split('\t').indexOf(name)];
+      assert.deepEqual([col('MessageId'), col('Outcome'), col('Exitval'), col('Signal')], [id, 'released', ...c.joblog], c.name);
+      const events = out.trim().split('\n').map((l) => JSON.parse(l));
+      assert.deepEqual(events.map((e) => [e.event, e.id, e.exit_code, e.signal]), [['released', id, ...c.record]], c.name);
+    }
+  });
+
   it('a one-shot `ddmq ack` and `ddmq nack` record too (attempt read from the file; start unknown)', async () => {
     const { broker, root } = await setup();
     await broker.publish('q', 'x');
