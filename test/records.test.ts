@@ -217,6 +217,47 @@ describe('task records', () => {
     assert.deepEqual(ls(dir), ['h-5-1.jsonl', 'h-6-1.jsonl']);
   });
 
+  it('clean over every queue bounds the records of deleted queues too, by the root settings, and removes their folders once empty', async () => {
+    const { broker, root } = await setup({ history_max_age: 30 * 86400, history_max_bytes: 1e6 }); // q: its own bounds
+    await broker.setSettings(undefined, { history_max_age: 3600 }); // the root: an hour
+    const records = join(root, '.ddmq', 'records');
+    const line = `${JSON.stringify({ queue: 'x', id: 'x', host: 'h', pid: 1, start: null, end: 1, runtime_ms: null, outcome: 'done', action: 'acked', exit_code: null, signal: null, attempt: null, error: null })}\n`;
+    const plant = (queue: string, name: string, ageMs: number) => {
+      fs.mkdirSync(join(records, queue), { recursive: true });
+      fs.writeFileSync(join(records, queue, name), line);
+      setMtime(join(records, queue, name), ageMs);
+    };
+    const hours = (n: number) => n * 3600e3;
+    plant('gone', 'h-1-1.jsonl', hours(2)); // old by the root's hour, not by the default week
+    plant('half', 'h-1-1.jsonl', hours(2));
+    plant('half', 'h-2-1.jsonl', 60e3); // written a minute ago: kept, and its folder with it
+    plant('q', 'h-1-1.jsonl', hours(2)); // a queue that exists: its own settings apply (a month, 1 MB)
+    plant('bad.name', 'h-1-1.jsonl', hours(2)); // not a queue's name: not ddmq's to prune
+    fs.mkdirSync(join(root, 'nodir')); // a folder without a ddmq.yaml is no queue: its records are a deleted queue's
+    plant('nodir', 'h-1-1.jsonl', hours(2));
+    const tree = () => Object.fromEntries(ls(records).map((q) => [q, ls(join(records, q))]));
+    const before = tree();
+
+    await broker.clean(['q']); // a list names its queues only
+    assert.deepEqual(tree(), before);
+    await broker.clean();
+    assert.deepEqual(tree(), { 'bad.name': ['h-1-1.jsonl'], half: ['h-2-1.jsonl'], q: ['h-1-1.jsonl'] });
+
+    // The CLI, with the root's setting removed: the default history_max_age (7 days).
+    await broker.setSettings(undefined, { history_max_age: null });
+    plant('gone', 'h-1-1.jsonl', hours(2));
+    plant('gone', 'h-2-1.jsonl', hours(8 * 24));
+    plant('gone2', 'h-1-1.jsonl', hours(8 * 24));
+    const r = spawnSync(process.execPath, [CLI, 'clean', root], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(tree(), { 'bad.name': ['h-1-1.jsonl'], gone: ['h-1-1.jsonl'], half: ['h-2-1.jsonl'], q: ['h-1-1.jsonl'] });
+    // history_max_bytes of the root: the oldest files beyond it go, the folder once empty.
+    await broker.setSettings(undefined, { history_max_bytes: 1 });
+    setMtime(join(records, 'half', 'h-2-1.jsonl'), hours(1));
+    await broker.clean();
+    assert.deepEqual(tree(), { 'bad.name': ['h-1-1.jsonl'], q: ['h-1-1.jsonl'] });
+  });
+
   it('a link in place of .ddmq, records/ or the queue folder is refused: nothing written through it, a warning, the message acked', async () => {
     for (const level of ['.ddmq', '.ddmq/records', '.ddmq/records/q']) {
       const { broker, root, warnings } = await setup();
