@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { Broker, work } from '../src/index.js';
 import { parseRecords, type TaskRecord } from '../src/format/records.js';
 import { prometheusText } from '../src/format/stats.js';
-import { CLI, DIST, ls, manualClock, setMtime, snapshot, tempDir } from './helpers.js';
+import { CLI, DIST, ls, manualClock, patchFs, setMtime, snapshot, tempDir } from './helpers.js';
 
 async function setup(settings: Record<string, unknown> = {}, clock?: { now: () => number }) {
   const root = join(tempDir(), 'root');
@@ -256,6 +256,26 @@ describe('task records', () => {
     setMtime(join(records, 'half', 'h-2-1.jsonl'), hours(1));
     await broker.clean();
     assert.deepEqual(tree(), { 'bad.name': ['h-1-1.jsonl'], q: ['h-1-1.jsonl'] });
+  });
+
+  it('a records folder removed by a cleaner just before a writer appends is made again: no record lost', async () => {
+    const { broker, dir, warnings } = await setup();
+    await broker.publish('q', 'x');
+    await broker.ack((await broker.consume('q'))[0]!);
+    let removed = 0;
+    const restore = patchFs('openSync', (original) => ((path: fs.PathLike, ...rest: unknown[]) => {
+      // The cleaner's rmdir of the (empty) folder, between the writer's mkdir and its open.
+      if (String(path).endsWith('.jsonl') && removed++ === 0) fs.rmdirSync(dir);
+      return (original as (...a: unknown[]) => number)(path, ...rest);
+    }) as typeof fs.openSync);
+    try {
+      broker.close();
+    } finally {
+      restore();
+    }
+    assert.equal(removed, 2, 'opened twice');
+    assert.deepEqual(warnings, []);
+    assert.equal((await all(broker, 'q')).length, 1);
   });
 
   it('a link in place of .ddmq, records/ or the queue folder is refused: nothing written through it, a warning, the message acked', async () => {
