@@ -176,9 +176,11 @@ describe('task records', () => {
     const file = join(dir, ls(dir)[0]!);
     const line = fs.readFileSync(file, 'utf8').trim();
     fs.appendFileSync(file, line.slice(0, line.length - 7)); // no closing brace, no newline
-    fs.writeFileSync(join(dir, 'otherhost-123-1.jsonl'), `${line}\n${line.slice(0, 40)}`);
+    // A line cut where a brace stands (an error text with a "}" in it) is no record either.
+    const braced = line.replace('"error":null', '"error":"a } b"');
+    fs.writeFileSync(join(dir, 'otherhost-123-1.jsonl'), `${line}\n${braced.slice(0, braced.indexOf('}') + 1)}\n${line.slice(0, 40)}`);
     assert.equal((await all(broker)).length, 2);
-    assert.equal(parseRecords(`${line}\n{"queue":"q"}\nnot json\n${line.slice(0, -1)}`).length, 1);
+    assert.equal(parseRecords(`${line}\n{"queue":"q"}\nnot json\nnot json}\n${line.slice(0, -1)}`).length, 1);
   });
 
   it('two processes at once each append to a file of their own; every record is whole', async () => {
@@ -211,9 +213,14 @@ describe('task records', () => {
     }
     const size = fs.statSync(join(dir, 'h-1-1.jsonl')).size;
     assert.ok(size >= 1000 && size < 1300);
+    // Age alone first (no size bound to speak of): only h-1, older than history_max_age, goes.
+    await broker.setSettings('q', { history_max_bytes: 1e9 });
     await broker.clean('q');
-    // h-1 is too old; then 5 files (> 1500 bytes): h-2, h-3, h-4 go, oldest first; h-5 and
-    // h-6 were written in the last 10 minutes: never dropped for size, even over the bound.
+    assert.deepEqual(ls(dir), ['h-2-1.jsonl', 'h-3-1.jsonl', 'h-4-1.jsonl', 'h-5-1.jsonl', 'h-6-1.jsonl']);
+    await broker.setSettings('q', { history_max_bytes: 1500 });
+    await broker.clean('q');
+    // Then 5 files (> 1500 bytes): h-2, h-3, h-4 go, oldest first; h-5 and h-6 were
+    // written in the last 10 minutes: never dropped for size, even over the bound.
     assert.deepEqual(ls(dir), ['h-5-1.jsonl', 'h-6-1.jsonl']);
   });
 
@@ -348,18 +355,27 @@ describe('stats', () => {
     await broker.publish('q', 'x');
     await broker.nack((await broker.consume('q'))[0]!, { error: 'a "quoted"\nerror' });
     broker.close();
+    // Another writer's record, whose host name needs escaping as a label value.
+    const other = { queue: 'q', id: 'x', host: 'odd "host"\\\nname', pid: 1, start: null, end: Date.now(), runtime_ms: null, outcome: 'done', action: 'acked', exit_code: 0, signal: null, attempt: 1, error: null };
+    fs.writeFileSync(join(root, '.ddmq', 'records', 'q', 'odd-1-1.jsonl'), `${JSON.stringify(other)}\n`);
     const text = prometheusText(await broker.stats());
     assert.ok(text.endsWith('\n'));
     for (const line of text.trimEnd().split('\n')) {
       assert.match(line, /^(# (HELP|TYPE) ddmq_[a-z_]+ .+|ddmq_[a-z_]+(\{([a-z_]+="([^"\\\n]|\\["\\n])*",?)+\})? -?[0-9.e+-]+)$/, line);
     }
     assert.match(text, /^ddmq_tasks\{queue="q",outcome="failed"\} 1$/m);
+    assert.ok(text.includes('ddmq_workers{queue="q",host="odd \\"host\\"\\\\\\nname"} 1\n'), text);
     assert.match(text, /^# TYPE ddmq_messages gauge$/m);
     const out = join(tempDir(), 'ddmq.prom');
+    fs.writeFileSync(out, 'the last run\n');
+    const held = fs.openSync(out, 'r'); // a reader (the collector) that has the last run open
     const r = spawnSync(process.execPath, [CLI, 'stats', root, '--prometheus', out], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, '');
     assert.match(fs.readFileSync(out, 'utf8'), /^ddmq_messages\{queue="q",state="delayed"\} 1$/m);
+    // Replaced by a rename, not rewritten in place: the reader still sees the last run whole.
+    assert.equal(fs.readFileSync(held, 'utf8'), 'the last run\n');
+    fs.closeSync(held);
     assert.deepEqual(ls(join(out, '..')), ['ddmq.prom'], 'no temporary file left');
     const json = spawnSync(process.execPath, [CLI, 'stats', root, 'q', '--since', '1h', '--format', 'json'], { encoding: 'utf8' });
     assert.equal(json.status, 0, json.stderr);
