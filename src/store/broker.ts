@@ -778,7 +778,7 @@ export class Broker implements QueueHost {
         }
       }
     } catch (err) {
-      if (!isDdmqError(err)) throw err;
+      if (!isDdmqError(err) || err.code === 'ROOT_MISSING' || err.code === 'ROOT_UNINITIALISED') throw err;
       this.warn(new DdmqError(err.code, `task records of deleted queues not pruned: ${err.message}`, { path: err.path, osCode: err.osCode, cause: err }));
     }
   }
