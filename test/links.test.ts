@@ -165,3 +165,88 @@ describe('nothing outside the root: every command against a link in every place'
     });
   }
 });
+
+/** Where a link can stand in the task records' tree (ROOT/.ddmq/records/QUEUE/). */
+type RecordsPlace = '.ddmq' | '.ddmq/records' | 'records of q' | 'records of a deleted queue';
+const RECORDS_PLACES: RecordsPlace[] = ['.ddmq', '.ddmq/records', 'records of q', 'records of a deleted queue'];
+const OF_Q: RecordsPlace[] = ['.ddmq', '.ddmq/records', 'records of q'];
+
+/**
+ * The commands that read, write or prune task records, the places they have business
+ * with, and what they do there: refuse (exit 2), or warn and go on (exit 0: a record is
+ * never worth failing a message or a clean for). Elsewhere they must not mention a link.
+ */
+const RECORDS_COMMANDS: { name: string; args: (root: string) => string[]; places: RecordsPlace[]; refuses: boolean }[] = [
+  { name: 'clean', args: (r) => ['clean', r], places: RECORDS_PLACES, refuses: false },
+  { name: 'clean Q', args: (r) => ['clean', r, 'q'], places: OF_Q, refuses: false },
+  { name: 'stats', args: (r) => ['stats', r], places: RECORDS_PLACES, refuses: true },
+  { name: 'stats Q', args: (r) => ['stats', r, 'q'], places: OF_Q, refuses: true },
+  { name: 'consume', args: (r) => ['consume', r, 'q'], places: OF_Q, refuses: false },
+  { name: 'work', args: (r) => ['work', r, 'q', '--max-messages', '1', '--idle-exit', '1', '--', 'true'], places: OF_Q, refuses: false },
+];
+
+/**
+ * A canary that looks like what ddmq expects at the place: record files last written a
+ * month ago by a writer of another host (any clean that reached them would drop them),
+ * a queue's folder that is empty (which a clean would remove), a file ddmq did not write.
+ */
+function makeRecordsCanary(dir: string, place: RecordsPlace): void {
+  const queueFolder = (d: string) => {
+    fs.mkdirSync(d, { recursive: true });
+    const line = JSON.stringify({ queue: 'q', id: ID, host: 'otherhost', pid: 1, start: null, end: 1, runtime_ms: null, outcome: 'done', action: 'acked', exit_code: null, signal: null, attempt: null, error: null });
+    for (const name of ['otherhost-1-1.jsonl', 'otherhost-2-1.jsonl']) {
+      fs.writeFileSync(join(d, name), `${line}\n`);
+      const month = new Date(Date.now() - 30 * 86400e3);
+      fs.utimesSync(join(d, name), month, month);
+    }
+    fs.writeFileSync(join(d, 'notes.txt'), 'not ddmq');
+  };
+  const recordsFolder = (d: string) => {
+    for (const q of ['q', 'gone', 'keep']) queueFolder(join(d, q));
+    fs.mkdirSync(join(d, 'empty'), { recursive: true });
+  };
+  if (place === '.ddmq') recordsFolder(join(dir, 'records'));
+  else if (place === '.ddmq/records') recordsFolder(dir);
+  else queueFolder(dir);
+}
+
+/** The tree of makeTree, with the records of a queue "gone" that was deleted since. */
+async function makeRecordsTree(root: string): Promise<void> {
+  await makeTree(root);
+  const broker = await Broker.open(root);
+  await broker.createQueue('gone');
+  await broker.publish('gone', 'done before its queue was deleted');
+  await broker.ack((await broker.consume('gone'))[0]!);
+  broker.close();
+  await broker.deleteQueue('gone');
+}
+
+describe('nothing outside the root: the task records', () => {
+  it(`${RECORDS_COMMANDS.length} commands x ${RECORDS_PLACES.length} places of the records tree`, async () => {
+    const base = tempDir('ddmq-links-');
+    const cases = RECORDS_PLACES.flatMap((place) => RECORDS_COMMANDS.map((command) => ({ place, command })));
+    const problems: string[] = [];
+    await inParallel(cases, 4, async ({ place, command }) => {
+      const dir = join(base, `${RECORDS_PLACES.indexOf(place)}-${RECORDS_COMMANDS.indexOf(command)}`);
+      const root = join(dir, 'root');
+      const canary = join(dir, 'canary');
+      await makeRecordsTree(root);
+      makeRecordsCanary(canary, place);
+      const before = snapshot(canary);
+      const link = join(root, '.ddmq', ...(place === '.ddmq' ? [] : place === '.ddmq/records' ? ['records'] : ['records', place === 'records of q' ? 'q' : 'gone']));
+      fs.rmSync(link, { recursive: true, force: true });
+      fs.symlinkSync(canary, link);
+      const r = await run(command.args(root));
+      const what = `${command.name} with a link as ${place}`;
+      if (JSON.stringify(snapshot(canary)) !== JSON.stringify(before)) problems.push(`${what}: the canary outside the root changed`);
+      if (!fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink() || fs.readlinkSync(link) !== canary) problems.push(`${what}: the link was removed or replaced`);
+      if (/\n\s+at /.test(r.err)) problems.push(`${what}: a stack trace`);
+      if (!command.places.includes(place)) {
+        if (r.code !== 0 || /symbolic link/.test(r.err)) problems.push(`${what}: exit ${r.code}, expected 0 and no word of the link: ${r.err.trim()}`);
+      } else if (r.code !== (command.refuses ? 2 : 0) || !/symbolic link/.test(r.err)) {
+        problems.push(`${what}: exit ${r.code}, expected ${command.refuses ? 'a refusal (exit 2)' : 'a warning (exit 0)'} naming the link: ${r.err.trim()}`);
+      }
+    });
+    assert.deepEqual(problems, []);
+  });
+});

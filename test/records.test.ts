@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { Broker, work } from '../src/index.js';
 import { parseRecords, type TaskRecord } from '../src/format/records.js';
 import { prometheusText } from '../src/format/stats.js';
-import { CLI, DIST, ls, manualClock, setMtime, snapshot, tempDir } from './helpers.js';
+import { CLI, DIST, ls, manualClock, patchFs, setMtime, snapshot, tempDir } from './helpers.js';
 
 async function setup(settings: Record<string, unknown> = {}, clock?: { now: () => number }) {
   const root = join(tempDir(), 'root');
@@ -108,6 +108,48 @@ describe('task records', () => {
     assert.match(records.find((r) => r.outcome === 'lease-lost')!.error!, /lease|not in flight/i);
   });
 
+  it('a task released at a stop keeps how it ended (signal or exit code) in its record, its joblog line and its JSON event', async () => {
+    const cases = [
+      // --grace 0: the worker ends the task at once with SIGTERM, and it dies of it.
+      { name: 'ended by the worker', grace: '0', script: 'echo started >&2; exec sleep 30', kill: true, record: [null, 'SIGTERM'], joblog: ['-1', '15'] },
+      // It traps the TERM the worker sends it and exits 3 by itself.
+      { name: 'trapped the TERM', grace: '0', script: 'trap "exit 3" TERM; echo started >&2; sleep 30 & wait', kill: true, record: [3, null], joblog: ['3', '0'] },
+      // A TERM sent to the whole job (scancel): the worker and the task both get it, the task dies of it.
+      { name: 'TERM to the whole job', grace: '30', script: 'kill -TERM $PPID $$; sleep 30', kill: false, record: [null, 'SIGTERM'], joblog: ['-1', '15'] },
+    ] as const;
+    for (const c of cases) {
+      const { broker, root } = await setup();
+      const { id } = await broker.publish('q', 'x');
+      const log = join(tempDir(), 'joblog.tsv');
+      const args = [CLI, 'work', root, 'q', '--grace', c.grace, '--joblog', log, '--format', 'json', '--', 'sh', '-c', c.script];
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+      const started = new Promise<void>((resolve) =>
+        child.stderr.setEncoding('utf8').on('data', (d) => {
+          err += d;
+          if (err.includes('started')) resolve();
+        }),
+      );
+      const closed = new Promise((resolve) => child.on('close', resolve));
+      if (c.kill) {
+        await started;
+        child.kill('SIGTERM');
+      }
+      assert.equal(await closed, 143, `${c.name}: ${err}`);
+      const [record, ...more] = await all(broker, 'q');
+      assert.deepEqual(more, [], c.name);
+      assert.deepEqual([record!.id, record!.outcome, record!.action, record!.exit_code, record!.signal], [id, 'released', 'requeued', ...c.record], c.name);
+      const [header, line, ...rest] = fs.readFileSync(log, 'utf8').trimEnd().split('\n');
+      assert.deepEqual(rest, [], c.name);
+      const col = (name: string) => line!.split('\t')[header!.split('\t').indexOf(name)];
+      assert.deepEqual([col('MessageId'), col('Outcome'), col('Exitval'), col('Signal')], [id, 'released', ...c.joblog], c.name);
+      const events = out.trim().split('\n').map((l) => JSON.parse(l));
+      assert.deepEqual(events.map((e) => [e.event, e.id, e.exit_code, e.signal]), [['released', id, ...c.record]], c.name);
+    }
+  });
+
   it('a one-shot `ddmq ack` and `ddmq nack` record too (attempt read from the file; start unknown)', async () => {
     const { broker, root } = await setup();
     await broker.publish('q', 'x');
@@ -150,9 +192,11 @@ describe('task records', () => {
     const file = join(dir, ls(dir)[0]!);
     const line = fs.readFileSync(file, 'utf8').trim();
     fs.appendFileSync(file, line.slice(0, line.length - 7)); // no closing brace, no newline
-    fs.writeFileSync(join(dir, 'otherhost-123-1.jsonl'), `${line}\n${line.slice(0, 40)}`);
+    // A line cut where a brace stands (an error text with a "}" in it) is no record either.
+    const braced = line.replace('"error":null', '"error":"a } b"');
+    fs.writeFileSync(join(dir, 'otherhost-123-1.jsonl'), `${line}\n${braced.slice(0, braced.indexOf('}') + 1)}\n${line.slice(0, 40)}`);
     assert.equal((await all(broker)).length, 2);
-    assert.equal(parseRecords(`${line}\n{"queue":"q"}\nnot json\n${line.slice(0, -1)}`).length, 1);
+    assert.equal(parseRecords(`${line}\n{"queue":"q"}\nnot json\nnot json}\n${line.slice(0, -1)}`).length, 1);
   });
 
   it('two processes at once each append to a file of their own; every record is whole', async () => {
@@ -185,10 +229,76 @@ describe('task records', () => {
     }
     const size = fs.statSync(join(dir, 'h-1-1.jsonl')).size;
     assert.ok(size >= 1000 && size < 1300);
+    // Age alone first (no size bound to speak of): only h-1, older than history_max_age, goes.
+    await broker.setSettings('q', { history_max_bytes: 1e9 });
     await broker.clean('q');
-    // h-1 is too old; then 5 files (> 1500 bytes): h-2, h-3, h-4 go, oldest first; h-5 and
-    // h-6 were written in the last 10 minutes: never dropped for size, even over the bound.
+    assert.deepEqual(ls(dir), ['h-2-1.jsonl', 'h-3-1.jsonl', 'h-4-1.jsonl', 'h-5-1.jsonl', 'h-6-1.jsonl']);
+    await broker.setSettings('q', { history_max_bytes: 1500 });
+    await broker.clean('q');
+    // Then 5 files (> 1500 bytes): h-2, h-3, h-4 go, oldest first; h-5 and h-6 were
+    // written in the last 10 minutes: never dropped for size, even over the bound.
     assert.deepEqual(ls(dir), ['h-5-1.jsonl', 'h-6-1.jsonl']);
+  });
+
+  it('clean over every queue bounds the records of deleted queues too, by the root settings, and removes their folders once empty', async () => {
+    const { broker, root } = await setup({ history_max_age: 30 * 86400, history_max_bytes: 1e6 }); // q: its own bounds
+    await broker.setSettings(undefined, { history_max_age: 3600 }); // the root: an hour
+    const records = join(root, '.ddmq', 'records');
+    const line = `${JSON.stringify({ queue: 'x', id: 'x', host: 'h', pid: 1, start: null, end: 1, runtime_ms: null, outcome: 'done', action: 'acked', exit_code: null, signal: null, attempt: null, error: null })}\n`;
+    const plant = (queue: string, name: string, ageMs: number) => {
+      fs.mkdirSync(join(records, queue), { recursive: true });
+      fs.writeFileSync(join(records, queue, name), line);
+      setMtime(join(records, queue, name), ageMs);
+    };
+    const hours = (n: number) => n * 3600e3;
+    plant('gone', 'h-1-1.jsonl', hours(2)); // old by the root's hour, not by the default week
+    plant('half', 'h-1-1.jsonl', hours(2));
+    plant('half', 'h-2-1.jsonl', 60e3); // written a minute ago: kept, and its folder with it
+    plant('q', 'h-1-1.jsonl', hours(2)); // a queue that exists: its own settings apply (a month, 1 MB)
+    plant('bad.name', 'h-1-1.jsonl', hours(2)); // not a queue's name: not ddmq's to prune
+    fs.mkdirSync(join(root, 'nodir')); // a folder without a ddmq.yaml is no queue: its records are a deleted queue's
+    plant('nodir', 'h-1-1.jsonl', hours(2));
+    const tree = () => Object.fromEntries(ls(records).map((q) => [q, ls(join(records, q))]));
+    const before = tree();
+
+    await broker.clean(['q']); // a list names its queues only
+    assert.deepEqual(tree(), before);
+    await broker.clean();
+    assert.deepEqual(tree(), { 'bad.name': ['h-1-1.jsonl'], half: ['h-2-1.jsonl'], q: ['h-1-1.jsonl'] });
+
+    // The CLI, with the root's setting removed: the default history_max_age (7 days).
+    await broker.setSettings(undefined, { history_max_age: null });
+    plant('gone', 'h-1-1.jsonl', hours(2));
+    plant('gone', 'h-2-1.jsonl', hours(8 * 24));
+    plant('gone2', 'h-1-1.jsonl', hours(8 * 24));
+    const r = spawnSync(process.execPath, [CLI, 'clean', root], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(tree(), { 'bad.name': ['h-1-1.jsonl'], gone: ['h-1-1.jsonl'], half: ['h-2-1.jsonl'], q: ['h-1-1.jsonl'] });
+    // history_max_bytes of the root: the oldest files beyond it go, the folder once empty.
+    await broker.setSettings(undefined, { history_max_bytes: 1 });
+    setMtime(join(records, 'half', 'h-2-1.jsonl'), hours(1));
+    await broker.clean();
+    assert.deepEqual(tree(), { 'bad.name': ['h-1-1.jsonl'], q: ['h-1-1.jsonl'] });
+  });
+
+  it('a records folder removed by a cleaner just before a writer appends is made again: no record lost', async () => {
+    const { broker, dir, warnings } = await setup();
+    await broker.publish('q', 'x');
+    await broker.ack((await broker.consume('q'))[0]!);
+    let removed = 0;
+    const restore = patchFs('openSync', (original) => ((path: fs.PathLike, ...rest: unknown[]) => {
+      // The cleaner's rmdir of the (empty) folder, between the writer's mkdir and its open.
+      if (String(path).endsWith('.jsonl') && removed++ === 0) fs.rmdirSync(dir);
+      return (original as (...a: unknown[]) => number)(path, ...rest);
+    }) as typeof fs.openSync);
+    try {
+      broker.close();
+    } finally {
+      restore();
+    }
+    assert.equal(removed, 2, 'opened twice');
+    assert.deepEqual(warnings, []);
+    assert.equal((await all(broker, 'q')).length, 1);
   });
 
   it('a link in place of .ddmq, records/ or the queue folder is refused: nothing written through it, a warning, the message acked', async () => {
@@ -261,18 +371,27 @@ describe('stats', () => {
     await broker.publish('q', 'x');
     await broker.nack((await broker.consume('q'))[0]!, { error: 'a "quoted"\nerror' });
     broker.close();
+    // Another writer's record, whose host name needs escaping as a label value.
+    const other = { queue: 'q', id: 'x', host: 'odd "host"\\\nname', pid: 1, start: null, end: Date.now(), runtime_ms: null, outcome: 'done', action: 'acked', exit_code: 0, signal: null, attempt: 1, error: null };
+    fs.writeFileSync(join(root, '.ddmq', 'records', 'q', 'odd-1-1.jsonl'), `${JSON.stringify(other)}\n`);
     const text = prometheusText(await broker.stats());
     assert.ok(text.endsWith('\n'));
     for (const line of text.trimEnd().split('\n')) {
       assert.match(line, /^(# (HELP|TYPE) ddmq_[a-z_]+ .+|ddmq_[a-z_]+(\{([a-z_]+="([^"\\\n]|\\["\\n])*",?)+\})? -?[0-9.e+-]+)$/, line);
     }
     assert.match(text, /^ddmq_tasks\{queue="q",outcome="failed"\} 1$/m);
+    assert.ok(text.includes('ddmq_workers{queue="q",host="odd \\"host\\"\\\\\\nname"} 1\n'), text);
     assert.match(text, /^# TYPE ddmq_messages gauge$/m);
     const out = join(tempDir(), 'ddmq.prom');
+    fs.writeFileSync(out, 'the last run\n');
+    const held = fs.openSync(out, 'r'); // a reader (the collector) that has the last run open
     const r = spawnSync(process.execPath, [CLI, 'stats', root, '--prometheus', out], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, '');
     assert.match(fs.readFileSync(out, 'utf8'), /^ddmq_messages\{queue="q",state="delayed"\} 1$/m);
+    // Replaced by a rename, not rewritten in place: the reader still sees the last run whole.
+    assert.equal(fs.readFileSync(held, 'utf8'), 'the last run\n');
+    fs.closeSync(held);
     assert.deepEqual(ls(join(out, '..')), ['ddmq.prom'], 'no temporary file left');
     const json = spawnSync(process.execPath, [CLI, 'stats', root, 'q', '--since', '1h', '--format', 'json'], { encoding: 'utf8' });
     assert.equal(json.status, 0, json.stderr);

@@ -268,8 +268,9 @@ describe('task output on a terminal', () => {
     const { dir, root, broker } = await queueOf();
     for (let i = 0; i < 6; i++) await broker.publish('q', `t${i}`);
     const typescript = join(dir, 'typescript');
-    // The first output comes once the progress line (every 500 ms) has been drawn.
-    const cmd = `"${process.execPath}" "${CLI}" work "${root}" q -j 2 --idle-exit 1 -- sh -c 'sleep 0.7; echo out-$1; printf "err-$1" >&2' sh {}`;
+    // The first output comes once the progress line (every 500 ms) has been drawn; each
+    // stdout line is written in two parts, which the worker passes on as one.
+    const cmd = `"${process.execPath}" "${CLI}" work "${root}" q -j 2 --idle-exit 1 -- sh -c 'sleep 0.7; printf out-; sleep 0.2; echo $1; printf "err-$1" >&2' sh {}`;
     const r = spawnSync('script', ['-q', '-e', '-c', cmd, typescript], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const bytes = fs.readFileSync(typescript, 'utf8');

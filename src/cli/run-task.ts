@@ -18,7 +18,8 @@
  * Outcomes: exit 0 resolves. A task that cannot start, exits non-zero, is killed by a
  * signal, or runs past --timeout rejects with TaskFailed (the message is nacked). A task
  * the worker ended, or one that died of a signal while the worker was stopping (a signal
- * sent to the whole job reaches the tasks too), rejects with TaskInterrupted (released).
+ * sent to the whole job reaches the tasks too), rejects with TaskInterrupted (released),
+ * which carries its exit code and signal for the task record.
  */
 import type { ChildProcess, spawn as spawnFunction } from 'node:child_process';
 import type { Message } from '../format/message.js';
@@ -190,13 +191,13 @@ export async function runTask(spawn: typeof spawnFunction, command: string[], ms
   options.onEnd?.({ exitCode: code, signal });
   const how = signal !== null ? `killed by ${signal}` : `exit code ${code}`;
   if (why === 'timeout') throw new TaskFailed(`timed out after ${options.timeout} s (${how})`, code, signal);
-  if (why === 'stop') throw new TaskInterrupted(`stopped by the worker (${how})`);
+  if (why === 'stop') throw new TaskInterrupted(`stopped by the worker (${how})`, { exitCode: code, signal });
   if (code === 0) return { exitCode: code, signal };
   if (signal !== null) {
     // A signal sent to the whole job (scancel, a TERM to every process) reaches the worker
     // too, maybe a moment later: then the task was stopped, not failed.
     if (!options.stopping()) await sleep(SIGNAL_SETTLE_MS);
-    if (options.stopping()) throw new TaskInterrupted(`${how} while the worker was stopping`);
+    if (options.stopping()) throw new TaskInterrupted(`${how} while the worker was stopping`, { exitCode: code, signal });
   }
   throw new TaskFailed(how, code, signal);
 }

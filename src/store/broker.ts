@@ -40,7 +40,7 @@ import type { RecordDetails, TaskRecord } from '../format/records.js';
 import type { CurrentCounts, Stats } from '../format/stats.js';
 import { PRESENCE_ACTIVE_MS, type WorkerPresence } from '../format/presence.js';
 import { type PresenceSnapshot, PresenceBeacon, prunePresence, readPresence } from './presence.js';
-import { HOST, pruneRecords, readQueueRecords, RecordTail, RecordWriter, recordQueues } from './records.js';
+import { HOST, pruneRecords, readQueueRecords, RecordTail, RecordWriter, recordQueues, removeRecordsFolderIfEmpty } from './records.js';
 import {
   type CleanOptions,
   type CleanResult,
@@ -783,16 +783,54 @@ export class Broker implements QueueHost {
    * Requeues expired messages of one queue, of a list of queues, or of every queue. Over a
    * list or every queue, one that cannot be cleaned (missing, a bad ddmq.yaml, a link in
    * its place, a failing disk) does not stop the others: its result carries the `error`,
-   * with zero counts. One queue named alone throws its error.
+   * with zero counts. One queue named alone throws its error. Over every queue, the task
+   * records of queues that no longer exist are pruned too (by the root's settings), and
+   * their folders removed once empty.
    */
   async clean(queue?: string | string[], options?: CleanOptions): Promise<CleanResult[]> {
     if (typeof queue === 'string') return [await (await this.queue(queue)).clean(options)];
     if (queue === undefined) this.prunePresence();
-    return this.eachQueue(
+    const results = await this.eachQueue(
       queue,
       (q) => q.clean(options),
       (name, error) => ({ queue: name, requeued: 0, dropped: 0, deadLettered: 0, corrupt: 0, tempsRemoved: 0, error }),
     );
+    if (queue === undefined) await this.pruneRecordsOfDeletedQueues();
+    return results;
+  }
+
+  /**
+   * Bounds the task records of queues that no longer exist (a records folder with a queue's
+   * name, and no queue of that name), by the root's history_max_age and history_max_bytes
+   * (the defaults unless the root's ddmq.yaml sets them), and removes their folders once
+   * empty. A name where a queue would be that is not usable as one (a link) is left alone:
+   * clean reports it. Failures are warnings: cleaning goes on.
+   */
+  private async pruneRecordsOfDeletedQueues(): Promise<void> {
+    try {
+      const names = recordQueues(this.root).filter((name) => {
+        try {
+          return this.queueFolderState(name) === 'none';
+        } catch (err) {
+          if (isDdmqError(err)) return false;
+          throw err;
+        }
+      });
+      if (names.length === 0) return;
+      const settings = await this.settings();
+      for (const name of names) {
+        this.pruneRecords(name, settings);
+        try {
+          if (removeRecordsFolderIfEmpty(this.root, name)) this.log('info', `removed the empty task records folder of deleted queue ${name}`);
+        } catch (err) {
+          if (!isDdmqError(err)) throw err;
+          this.warn(new DdmqError(err.code, `task records folder of queue ${name} not removed: ${err.message}`, { path: err.path, osCode: err.osCode, cause: err }));
+        }
+      }
+    } catch (err) {
+      if (!isDdmqError(err) || err.code === 'ROOT_MISSING' || err.code === 'ROOT_UNINITIALISED') throw err;
+      this.warn(new DdmqError(err.code, `task records of deleted queues not pruned: ${err.message}`, { path: err.path, osCode: err.osCode, cause: err }));
+    }
   }
 
   /**

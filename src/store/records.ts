@@ -131,31 +131,42 @@ export class RecordWriter {
       this.files.set(queue, file);
     }
     const groupShared = this.options.groupShared(queue);
-    const dir = openRecordsFolder(this.root, queue, true, groupShared)!;
-    try {
-      const path = dir.at + sep + file.name;
-      let fd: number;
-      try {
-        fd = fs.openSync(path, APPEND_FLAGS, 0o666);
-      } catch (err) {
-        const code = errnoOf(err);
-        if (code === 'ELOOP') throw unsafePath(join(dir.path, file.name), 'is a symbolic link');
-        if (code === 'ENXIO' || code === 'EISDIR') throw unsafePath(join(dir.path, file.name), 'is not a regular file');
-        throw ioError(err, 'append to', join(dir.path, file.name));
+    // A cleaner removes the records folder of a queue that no longer exists once it is
+    // empty (removeRecordsFolderIfEmpty): removed between our mkdir and our open, it is made again.
+    for (let attempt = 1; ; attempt++) {
+      const again = attempt < 3;
+      const dir = openRecordsFolder(this.root, queue, true, groupShared);
+      if (dir === null) {
+        if (again) continue;
+        throw new DdmqError('IO', `cannot create folder ${join(this.root, HIDDEN_DIR, RECORDS_DIR, queue)}: removed as it was made`);
       }
       try {
-        const stat = fs.fstatSync(fd);
-        if (!stat.isFile()) throw unsafePath(join(dir.path, file.name), 'is not a regular file');
-        if (groupShared && (stat.mode & 0o060) !== 0o060) fs.fchmodSync(fd, (stat.mode & 0o7777) | 0o060);
-        writeAll(fd, data);
-        file.bytes += data.length;
-      } catch (err) {
-        throw isDdmqError(err) ? err : ioError(err, 'append to', join(dir.path, file.name));
+        const path = dir.at + sep + file.name;
+        let fd: number;
+        try {
+          fd = fs.openSync(path, APPEND_FLAGS, 0o666);
+        } catch (err) {
+          const code = errnoOf(err);
+          if (code === 'ENOENT' && again) continue;
+          if (code === 'ELOOP') throw unsafePath(join(dir.path, file.name), 'is a symbolic link');
+          if (code === 'ENXIO' || code === 'EISDIR') throw unsafePath(join(dir.path, file.name), 'is not a regular file');
+          throw ioError(err, 'append to', join(dir.path, file.name));
+        }
+        try {
+          const stat = fs.fstatSync(fd);
+          if (!stat.isFile()) throw unsafePath(join(dir.path, file.name), 'is not a regular file');
+          if (groupShared && (stat.mode & 0o060) !== 0o060) fs.fchmodSync(fd, (stat.mode & 0o7777) | 0o060);
+          writeAll(fd, data);
+          file.bytes += data.length;
+        } catch (err) {
+          throw isDdmqError(err) ? err : ioError(err, 'append to', join(dir.path, file.name));
+        } finally {
+          fs.closeSync(fd);
+        }
+        return;
       } finally {
-        fs.closeSync(fd);
+        dir.close();
       }
-    } finally {
-      dir.close();
     }
   }
 }
@@ -355,6 +366,40 @@ export function pruneRecords(root: string, queue: string, options: PruneOptions)
     dir.close();
   }
   return removed;
+}
+
+/**
+ * Removes a queue's records folder if it holds nothing (for a queue that no longer exists,
+ * once its records have aged out); true if it was removed. The folder is opened one level
+ * at a time without following a link (a link in place of any level is UNSAFE_PATH), and
+ * removed by rmdir through the records folder: rmdir removes only an empty folder and
+ * never follows a link, so a record file made meanwhile keeps it (the writer then finds it
+ * there, or makes it again).
+ */
+export function removeRecordsFolderIfEmpty(root: string, queue: string): boolean {
+  const records = openRecordsFolder(root, undefined, false);
+  if (records === null) return false;
+  try {
+    const path = join(records.path, queue);
+    const dir = OpenFolder.open(records.at, queue, path);
+    if (dir === null) return false;
+    try {
+      if ((listIfExists(dir.at) ?? ['?']).length > 0) return false;
+    } finally {
+      dir.close();
+    }
+    try {
+      fs.rmdirSync(records.at + sep + queue);
+      return true;
+    } catch (err) {
+      const code = errnoOf(err);
+      // Not empty any more, gone already, or busy (a network file system's open handle).
+      if (code === 'ENOENT' || code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EBUSY') return false;
+      throw ioError(err, 'remove folder', path);
+    }
+  } finally {
+    records.close();
+  }
 }
 
 function fileStat(path: string): fs.Stats | null {

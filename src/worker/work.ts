@@ -105,11 +105,18 @@ export interface WorkHandle {
 /**
  * Thrown by a handler whose task was interrupted from outside rather than failed: its
  * message is released (ready again at once, not counted as an attempt), not nacked.
+ * `exitCode` and `signal`, when given, say how the task's process ended (killed by the
+ * stop's SIGTERM, or exited by itself meanwhile) and go to the release's task record.
  */
 export class TaskInterrupted extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  readonly exitCode?: number | null;
+  readonly signal?: string | null;
+
+  constructor(message: string, options?: { cause?: unknown; exitCode?: number | null; signal?: string | null }) {
     super(message, options);
     this.name = 'TaskInterrupted';
+    if (options?.exitCode !== undefined) this.exitCode = options.exitCode;
+    if (options?.signal !== undefined) this.signal = options.signal;
   }
 }
 

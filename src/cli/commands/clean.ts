@@ -9,7 +9,8 @@ export const clean: CommandSpec = {
   name: 'clean',
   summary: 'Requeue (or drop, at their limit) in-flight messages whose lease ran out',
   help:
-    'Without QUEUE, every queue of the root is cleaned. A queue that cannot be cleaned (a bad ddmq.yaml, a\n' +
+    'Without QUEUE, every queue of the root is cleaned, and the task records of deleted queues are pruned\n' +
+    '(by the root\'s history_max_age and history_max_bytes). A queue that cannot be cleaned (a bad ddmq.yaml, a\n' +
     'link in its place) is reported on stderr and the others are cleaned; exit code 7 if some failed.',
   args: [ROOT_ARG, { key: 'queue', description: 'comma-separated names of the queues to clean (default: all)', required: false, list: true }],
   options: [CREATE, ...REPORT_OPTIONS],
