@@ -30,6 +30,8 @@ export const HIDDEN_DIR = '.ddmq';
 export const RECORDS_DIR = 'records';
 /** Records are appended at most this often (ms). */
 export const FLUSH_MS = 1000;
+/** ... or as soon as this many bytes of one queue's records are held. */
+const FLUSH_BYTES = 128 * 1024;
 /** A writer starts a new file after this long or this many bytes, so old records can be dropped by whole files. */
 const ROTATE_MS = 3600_000;
 const ROTATE_BYTES = 8 * 1024 * 1024;
@@ -74,7 +76,7 @@ export class RecordWriter {
   /** Buffers a record; it is written within FLUSH_MS (or at close or exit). */
   add(record: TaskRecord): void {
     let pending = this.buffers.get(record.queue);
-    if (pending === undefined) this.buffers.set(record.queue, (pending = { bytes: Buffer.allocUnsafe(64 * 1024), length: 0, count: 0 }));
+    if (pending === undefined) this.buffers.set(record.queue, (pending = { bytes: Buffer.allocUnsafe(FLUSH_BYTES + 64 * 1024), length: 0, count: 0 }));
     const line = JSON.stringify(record) + '\n';
     // A UTF-8 character takes at most 3 bytes per UTF-16 unit.
     if (pending.bytes.length - pending.length < line.length * 3) {
@@ -84,6 +86,9 @@ export class RecordWriter {
     }
     pending.length += pending.bytes.write(line, pending.length);
     pending.count++;
+    // A busy writer appends every FLUSH_BYTES: a second of records held in memory (megabytes
+    // at a fast consumer's rate) costs the garbage collector more than the extra appends.
+    if (pending.length >= FLUSH_BYTES) this.flushQueue(record.queue, pending);
     if (this.timer === undefined) {
       this.timer = setTimeout(() => this.flush(), FLUSH_MS);
       this.timer.unref(); // a pending record must not keep the process alive: exit flushes it
@@ -104,22 +109,31 @@ export class RecordWriter {
     pendingWriters.delete(this);
     for (const [queue, pending] of this.buffers) {
       this.buffers.delete(queue);
-      try {
-        this.append(queue, pending.bytes.subarray(0, pending.length));
-        this.warned.delete(queue);
-      } catch (err) {
-        // A root deleted (or its ddmq.yaml removed) meanwhile has nothing to keep records for.
-        if (!rootInitialised(this.root)) continue;
-        if (this.warned.has(queue)) continue;
+      this.flushQueue(queue, pending);
+    }
+  }
+
+  private flushQueue(queue: string, pending: { bytes: Buffer; length: number; count: number }): void {
+    if (pending.length === 0) return;
+    const count = pending.count;
+    try {
+      this.append(queue, pending.bytes.subarray(0, pending.length));
+      this.warned.delete(queue);
+    } catch (err) {
+      // A root deleted (or its ddmq.yaml removed) meanwhile has nothing to keep records for.
+      if (rootInitialised(this.root) && !this.warned.has(queue)) {
         this.warned.add(queue);
         const why = isDdmqError(err) ? err.message : String(err);
         this.options.warn(
-          new DdmqError(isDdmqError(err) ? err.code : 'IO', `task records of queue ${queue} could not be written (${pending.count} lost): ${why}`, {
+          new DdmqError(isDdmqError(err) ? err.code : 'IO', `task records of queue ${queue} could not be written (${count} lost): ${why}`, {
             path: join(this.root, HIDDEN_DIR, RECORDS_DIR, queue),
             cause: err,
           }),
         );
       }
+    } finally {
+      pending.length = 0;
+      pending.count = 0;
     }
   }
 
