@@ -164,15 +164,8 @@ let readBuffer = Buffer.allocUnsafe(64 * 1024);
  * file); an empty one is looked at, as a FIFO without a writer reads as empty.
  */
 export function readRegularFile(path: string): Buffer | null {
-  let fd: number;
-  try {
-    fd = retryStale(() => fs.openSync(path, READ_FLAGS));
-  } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENOENT') return null;
-    if (code === 'ELOOP') throw unsafePath(path, 'is a symbolic link');
-    throw ioError(err, 'read', path);
-  }
+  const fd = openForReading(path);
+  if (fd === null) return null;
   try {
     let length = 0;
     for (;;) {
@@ -203,6 +196,18 @@ export function readRegularFile(path: string): Buffer | null {
     throw ioError(err, 'read', path);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** Opens a file to read it without following a link or blocking (a FIFO); null if it does not exist. */
+export function openForReading(path: string): number | null {
+  try {
+    return retryStale(() => fs.openSync(path, READ_FLAGS));
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') throw unsafePath(path, 'is a symbolic link');
+    throw ioError(err, 'read', path);
   }
 }
 

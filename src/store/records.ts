@@ -23,7 +23,7 @@ import { join, sep } from 'node:path';
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import { isQueueName } from '../format/names.js';
 import { parseRecordFileName, parseRecords, recordFileName, safeHost, type TaskRecord } from '../format/records.js';
-import { ensureDir, errnoOf, ioError, listIfExists, readRegularFile, unsafePath } from './fsx.js';
+import { ensureDir, errnoOf, ioError, listIfExists, openForReading, readRegularFile, unsafePath } from './fsx.js';
 import { OpenFolder } from './folders.js';
 
 export const HIDDEN_DIR = '.ddmq';
@@ -307,15 +307,8 @@ export class RecordTail {
 
 /** What a regular file holds from `offset` on (a link refused, as readRegularFile does); null if it is gone. */
 function readFrom(path: string, offset: number): Buffer | null {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENOENT') return null;
-    if (code === 'ELOOP') throw unsafePath(path, 'is a symbolic link');
-    throw ioError(err, 'read', path);
-  }
+  const fd = openForReading(path);
+  if (fd === null) return null;
   try {
     const stat = fs.fstatSync(fd);
     if (!stat.isFile()) throw unsafePath(path, 'is not a regular file');
