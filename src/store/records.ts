@@ -31,7 +31,7 @@ export const RECORDS_DIR = 'records';
 /** Records are appended at most this often (ms). */
 export const FLUSH_MS = 1000;
 /** ... or as soon as this many bytes of one queue's records are held. */
-const FLUSH_BYTES = 128 * 1024;
+const FLUSH_BYTES = 1024 * 1024;
 /** A writer starts a new file after this long or this many bytes, so old records can be dropped by whole files. */
 const ROTATE_MS = 3600_000;
 const ROTATE_BYTES = 8 * 1024 * 1024;
@@ -76,7 +76,7 @@ export class RecordWriter {
   /** Buffers a record; it is written within FLUSH_MS (or at close or exit). */
   add(record: TaskRecord): void {
     let pending = this.buffers.get(record.queue);
-    if (pending === undefined) this.buffers.set(record.queue, (pending = { bytes: Buffer.allocUnsafe(FLUSH_BYTES + 64 * 1024), length: 0, count: 0 }));
+    if (pending === undefined) this.buffers.set(record.queue, (pending = { bytes: Buffer.allocUnsafe(64 * 1024), length: 0, count: 0 }));
     const line = JSON.stringify(record) + '\n';
     // A UTF-8 character takes at most 3 bytes per UTF-16 unit.
     if (pending.bytes.length - pending.length < line.length * 3) {
@@ -203,9 +203,13 @@ export function openHiddenFolder(root: string, below: string[], create: boolean,
   try {
     for (const name of levels) {
       path = join(path, name);
-      // mkdir never follows a link; made through the folder above, opened without following.
-      if (create) ensureDir(at + sep + name, { groupShared });
-      const next = OpenFolder.open(at, name, path);
+      let next = OpenFolder.open(at, name, path);
+      // Made only when missing (a mkdir that fails with EEXIST costs an exception at each
+      // flush); mkdir never follows a link, and it is made through the folder above.
+      if (next === null && create) {
+        ensureDir(at + sep + name, { groupShared });
+        next = OpenFolder.open(at, name, path);
+      }
       open?.close();
       open = next;
       if (open === null) return null;
