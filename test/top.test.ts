@@ -350,3 +350,25 @@ describe('record tail', () => {
     assert.equal(tail.poll(['q']).length, 0, 'a link under a record file name is not followed');
   });
 });
+
+describe('top and stats against hostile records', () => {
+  it('a failure record ending in the year 275760+ (end 1e300) does not crash top; --since beyond a date is refused', async () => {
+    const root = join(tempDir(), 'root');
+    const broker = await Broker.open(root, { create: true });
+    await broker.createQueue('q');
+    broker.close();
+    const dir = join(root, '.ddmq', 'records', 'q');
+    fs.mkdirSync(dir, { recursive: true });
+    const r = { queue: 'q', id: 'i', host: 'h', pid: 1, start: null, end: 1e300, runtime_ms: null, outcome: 'failed', action: 'requeued', exit_code: 1, signal: null, attempt: 1, error: 'e' };
+    fs.writeFileSync(join(dir, 'h-1-1.jsonl'), JSON.stringify(r) + '\n');
+    const top = spawnSync(process.execPath, [CLI, 'top', root, '--once'], { encoding: 'utf8' });
+    assert.equal(top.status, 0, top.stderr);
+    assert.match(top.stdout, /latest failures: none/);
+    for (const since of ['999999999d', '99999999999999999999d']) {
+      const s = spawnSync(process.execPath, [CLI, 'stats', root, '--since', since], { encoding: 'utf8' });
+      assert.equal(s.status, 2, s.stderr);
+      assert.match(s.stderr, /^ddmq: error: --since/);
+      assert.doesNotMatch(s.stderr, /internal error/);
+    }
+  });
+});

@@ -52,10 +52,14 @@ export const statsCommand: CommandSpec = {
 /** "90s", "15m", "2h", "7d" back from now, or an ISO time; epoch ms. */
 export function parseSince(text: string, now: number): number {
   const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)$/.exec(text.trim());
-  if (m) return now - Number(m[1]) * { s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
   // Only what looks like a date: Date.parse takes odd things ("1") as years.
-  const t = /^\d{4}-\d{2}-\d{2}/.test(text.trim()) ? Date.parse(text) : NaN;
-  if (Number.isNaN(t)) throw new DdmqError('INVALID_ARGUMENT', `--since ${JSON.stringify(text)}: expected a duration (30m, 2h, 7d) or an ISO time (2024-05-01T12:00:00Z)`);
+  const t = m
+    ? now - Number(m[1]) * { s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd']
+    : /^\d{4}-\d{2}-\d{2}/.test(text.trim())
+      ? Date.parse(text)
+      : NaN;
+  // A time no date can hold (999999999d back) is refused as well: it could not be shown.
+  if (Number.isNaN(new Date(t).getTime())) throw new DdmqError('INVALID_ARGUMENT', `--since ${JSON.stringify(text)}: expected a duration (30m, 2h, 7d) or an ISO time (2024-05-01T12:00:00Z)`);
   return t;
 }
 
