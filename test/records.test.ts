@@ -306,3 +306,34 @@ describe('hostile record files', () => {
     assert.deepEqual(tail.poll(['q']).map((r) => r.id), ['c']);
   });
 });
+
+describe('--prometheus to odd places', () => {
+  it('a folder or a FIFO (as /dev/full) is refused and left as it is; a link keeps leading to the file, which is written', async () => {
+    const { root, broker } = await setup();
+    broker.close();
+    const dir = tempDir();
+    const folder = join(dir, 'folder');
+    fs.mkdirSync(folder);
+    const fifo = join(dir, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    for (const place of [folder, fifo]) {
+      const r = spawnSync(process.execPath, [CLI, 'stats', root, '--prometheus', place], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /^ddmq: error: --prometheus .*: not a regular file/);
+    }
+    assert.ok(fs.lstatSync(folder).isDirectory());
+    assert.ok(fs.lstatSync(fifo).isFIFO(), 'the FIFO was not replaced by a file');
+    const target = join(dir, 'real.prom');
+    fs.writeFileSync(target, 'old\n');
+    const link = join(dir, 'link.prom');
+    fs.symlinkSync(target, link);
+    const r = spawnSync(process.execPath, [CLI, 'stats', root, '--prometheus', link], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(fs.lstatSync(link).isSymbolicLink(), 'the link is kept');
+    assert.match(fs.readFileSync(target, 'utf8'), /^# HELP ddmq_messages/);
+    assert.deepEqual(ls(dir).sort(), ['fifo', 'folder', 'link.prom', 'real.prom'], 'no temporary file left');
+    const missing = spawnSync(process.execPath, [CLI, 'stats', root, '--prometheus', join(dir, 'no', 'x.prom')], { encoding: 'utf8' });
+    assert.equal(missing.status, 4);
+    assert.match(missing.stderr, /^ddmq: error: cannot write .*no\/x\.prom: ENOENT/);
+  });
+});

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DdmqError } from '../../format/errors.js';
 import { openBroker } from '../open.js';
@@ -66,13 +67,25 @@ export function parseSince(text: string, now: number): number {
 /**
  * Writes the file whole or not at all, as node_exporter's textfile collector asks: a
  * temporary file beside it, then a rename. The file is the user's own, named by them
- * (outside the tree), so its path is followed as given.
+ * (outside the tree), so its path is followed as given: a link to a file leaves the link
+ * and replaces the file it leads to. What is not a regular file (a folder, /dev/full, a
+ * FIFO) is refused: a rename would replace it.
  */
 function writeAtomically(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
+  let target = path;
   try {
-    fs.writeFileSync(tmp, text, { flag: 'w', mode: 0o644 });
-    fs.renameSync(tmp, path);
+    if (!fs.statSync(path).isFile()) {
+      throw new DdmqError('INVALID_ARGUMENT', `--prometheus ${path}: not a regular file (a folder, a device or a FIFO); name a file, or "-" for stdout`, { path });
+    }
+    target = fs.realpathSync(path);
+  } catch (err) {
+    if (err instanceof DdmqError) throw err;
+    // Not there yet (or a link leading nowhere): made by the rename.
+  }
+  const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    fs.writeFileSync(tmp, text, { flag: 'wx', mode: 0o644 });
+    fs.renameSync(tmp, target);
   } catch (err) {
     try {
       fs.unlinkSync(tmp);
