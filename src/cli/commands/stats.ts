@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DdmqError } from '../../format/errors.js';
 import { openBroker } from '../open.js';
-import { emit } from '../output.js';
+import { emit, printable } from '../output.js';
 import { type CommandSpec, DEBUG, EXIT, exitCodeOver, FORMAT, ROOT_ARG, VERBOSE } from '../spec.js';
 import { optionalQueues, reportFailure } from './each-queue.js';
 
@@ -120,5 +120,6 @@ function plainStats(q: import('../../format/stats.js').QueueStats, since: number
     ...q.top_errors.map((e) => `  error ×${e.count}: ${e.error.split('\n')[0]}`),
   ]
     .filter((l) => l !== null)
+    .map(printable)
     .join('\n');
 }
