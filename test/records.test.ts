@@ -400,3 +400,75 @@ describe('stats', () => {
     assert.equal(bad.status, 2);
   });
 });
+
+describe('hostile record files', () => {
+  const line = (over: Record<string, unknown>) =>
+    JSON.stringify({ queue: 'q', id: 'i', host: 'h', pid: 1, start: null, end: Date.now(), runtime_ms: null, outcome: 'failed', action: 'requeued', exit_code: 1, signal: null, attempt: 1, error: 'e', ...over }) + '\n';
+
+  it('a record naming another queue ("other", "../x") is not counted, for its folder or the queue it names', async () => {
+    const { root, broker, dir } = await setup();
+    await broker.createQueue('other');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(join(dir, 'evil-1-1.jsonl'), line({ queue: 'other' }) + line({ queue: '../x' }) + line({ id: 'mine' }));
+    assert.deepEqual((await all(broker, 'q')).map((r) => r.id), ['mine']);
+    const stats = await broker.stats();
+    assert.deepEqual(stats.queues.map((q) => [q.queue, q.all_time.failed]), [['other', 0], ['q', 1]]);
+    const tail = broker.followRecords();
+    assert.deepEqual(tail.poll(['q', 'other', '../x']).map((r) => r.id), ['mine']);
+    const r = spawnSync(process.execPath, [CLI, 'stats', root, 'q', '--format', 'json'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual([JSON.parse(r.stdout)].flat().map((q: { queue: string }) => q.queue), ['q']);
+  });
+
+  it('times no date can hold (1e300) and pids that are no integers make a line no record', async () => {
+    const { broker, dir } = await setup();
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(join(dir, 'evil-1-1.jsonl'), line({ end: 1e300 }) + line({ start: -1e300 }) + line({ pid: 1.5 }) + '{"queue":"q","pid":1e400}\n' + line({ id: 'ok' }));
+    assert.deepEqual((await all(broker, 'q')).map((r) => r.id), ['ok']);
+  });
+
+  it('a line longer than a read chunk (17 MiB, no newline for long) is skipped, the records after it read, by records() and a tail', async () => {
+    const { broker, dir } = await setup();
+    fs.mkdirSync(dir, { recursive: true });
+    const file = join(dir, `evil-1-${Date.now()}.jsonl`); // a writer of now: the tail keeps reading its file
+    fs.writeFileSync(file, line({ id: 'a' }) + '{"queue":"q",' + 'x'.repeat(17 * 1024 * 1024) + '}\n' + line({ id: 'b' }));
+    assert.deepEqual((await all(broker, 'q')).map((r) => r.id), ['a', 'b']);
+    const tail = broker.followRecords();
+    assert.deepEqual(tail.poll(['q']).map((r) => r.id), ['a', 'b']);
+    fs.appendFileSync(file, 'y'.repeat(17 * 1024 * 1024)); // a huge line not ended: not read again and again
+    assert.deepEqual(tail.poll(['q']), []);
+    fs.appendFileSync(file, '\n' + line({ id: 'c' }));
+    assert.deepEqual(tail.poll(['q']).map((r) => r.id), ['c']);
+  });
+});
+
+describe('--prometheus to odd places', () => {
+  it('a folder or a FIFO (as /dev/full) is refused and left as it is; a link keeps leading to the file, which is written', async () => {
+    const { root, broker } = await setup();
+    broker.close();
+    const dir = tempDir();
+    const folder = join(dir, 'folder');
+    fs.mkdirSync(folder);
+    const fifo = join(dir, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    for (const place of [folder, fifo]) {
+      const r = spawnSync(process.execPath, [CLI, 'stats', root, '--prometheus', place], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /^ddmq: error: --prometheus .*: not a regular file/);
+    }
+    assert.ok(fs.lstatSync(folder).isDirectory());
+    assert.ok(fs.lstatSync(fifo).isFIFO(), 'the FIFO was not replaced by a file');
+    const target = join(dir, 'real.prom');
+    fs.writeFileSync(target, 'old\n');
+    const link = join(dir, 'link.prom');
+    fs.symlinkSync(target, link);
+    const r = spawnSync(process.execPath, [CLI, 'stats', root, '--prometheus', link], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(fs.lstatSync(link).isSymbolicLink(), 'the link is kept');
+    assert.match(fs.readFileSync(target, 'utf8'), /^# HELP ddmq_messages/);
+    assert.deepEqual(ls(dir).sort(), ['fifo', 'folder', 'link.prom', 'real.prom'], 'no temporary file left');
+    const missing = spawnSync(process.execPath, [CLI, 'stats', root, '--prometheus', join(dir, 'no', 'x.prom')], { encoding: 'utf8' });
+    assert.equal(missing.status, 4);
+    assert.match(missing.stderr, /^ddmq: error: cannot write .*no\/x\.prom: ENOENT/);
+  });
+});

@@ -350,3 +350,50 @@ describe('record tail', () => {
     assert.equal(tail.poll(['q']).length, 0, 'a link under a record file name is not followed');
   });
 });
+
+describe('top and stats against hostile records', () => {
+  it('a failure record ending in the year 275760+ (end 1e300) does not crash top; --since beyond a date is refused', async () => {
+    const root = join(tempDir(), 'root');
+    const broker = await Broker.open(root, { create: true });
+    await broker.createQueue('q');
+    broker.close();
+    const dir = join(root, '.ddmq', 'records', 'q');
+    fs.mkdirSync(dir, { recursive: true });
+    const r = { queue: 'q', id: 'i', host: 'h', pid: 1, start: null, end: 1e300, runtime_ms: null, outcome: 'failed', action: 'requeued', exit_code: 1, signal: null, attempt: 1, error: 'e' };
+    fs.writeFileSync(join(dir, 'h-1-1.jsonl'), JSON.stringify(r) + '\n');
+    const top = spawnSync(process.execPath, [CLI, 'top', root, '--once'], { encoding: 'utf8' });
+    assert.equal(top.status, 0, top.stderr);
+    assert.match(top.stdout, /latest failures: none/);
+    for (const since of ['999999999d', '99999999999999999999d']) {
+      const s = spawnSync(process.execPath, [CLI, 'stats', root, '--since', since], { encoding: 'utf8' });
+      assert.equal(s.status, 2, s.stderr);
+      assert.match(s.stderr, /^ddmq: error: --since/);
+      assert.doesNotMatch(s.stderr, /internal error/);
+    }
+  });
+
+  it('escape sequences in records and presence files (host, error, signal) are shown as \\xNN, never sent to the terminal', async () => {
+    const root = join(tempDir(), 'root');
+    const broker = await Broker.open(root, { create: true });
+    await broker.createQueue('q');
+    broker.close();
+    const dir = join(root, '.ddmq', 'records', 'q');
+    fs.mkdirSync(dir, { recursive: true });
+    const evil = '\x1b]0;pwned\x07\x1b[2J\x9b1m';
+    const r = { queue: 'q', id: 'i', host: `h${evil}`, pid: 1, start: null, end: Date.now(), runtime_ms: null, outcome: 'failed', action: 'requeued', exit_code: null, signal: `S${evil}`, attempt: 1, error: `boom${evil}` };
+    fs.writeFileSync(join(dir, `h-1-${Date.now()}.jsonl`), JSON.stringify(r) + '\n');
+    const workers = join(root, '.ddmq', 'workers');
+    fs.mkdirSync(workers, { recursive: true });
+    const p = { host: `w${evil}`, pid: 1, queue: 'q', started: Date.now(), heartbeat: Date.now(), concurrency: 1, running_count: 0, running: [], done: 0, failed: 0, released: 0, lease_lost: 0 };
+    fs.writeFileSync(join(workers, `w-1-${Date.now()}.json`), JSON.stringify(p));
+    const top = spawnSync(process.execPath, [CLI, 'top', root, '--once'], { encoding: 'utf8' });
+    assert.equal(top.status, 0, top.stderr);
+    const stats = spawnSync(process.execPath, [CLI, 'stats', root], { encoding: 'utf8' });
+    assert.equal(stats.status, 0, stats.stderr);
+    for (const out of [top.stdout, stats.stdout]) {
+      assert.doesNotMatch(out, /[\x00-\x09\x0b-\x1f\x7f-\x9f]/, out);
+      assert.match(out, /boom\\x1b\]0;pwned\\x07/);
+    }
+    assert.match(top.stdout, /^w\\x1b/m, 'the worker host, escaped');
+  });
+});

@@ -142,6 +142,18 @@ describe('ddmq work --joblog', () => {
     assert.match(r.err, /symbolic link/);
     assert.equal(fs.readFileSync(canary, 'utf8'), 'keep');
   });
+
+  it('a FIFO in the joblog\'s place is refused at once, not waited on for ever; the message stays ready', async () => {
+    const { dir, root, broker } = await queueOf();
+    await broker.publish('q', 'x');
+    const fifo = join(dir, 'fifo.tsv');
+    spawnSync('mkfifo', [fifo]);
+    const r = spawnSync(process.execPath, [CLI, 'work', root, 'q', '--idle-exit', '1', '--joblog', fifo, '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(r.signal, null, 'it did not hang');
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /^ddmq: error: --joblog .*fifo\.tsv: not a regular file/);
+    assert.equal((await broker.counts('q'))[0]!.ready, 1);
+  });
 });
 
 describe('ddmq work --output', () => {

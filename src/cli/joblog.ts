@@ -124,7 +124,8 @@ export class Joblog {
   static open(path: string): Joblog {
     try {
       fs.mkdirSync(dirname(path), { recursive: true });
-      const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o666);
+      // O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of blocking the worker for ever.
+      const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, 0o666);
       const log = new Joblog(path, fd);
       if (!fs.fstatSync(fd).isFile()) {
         fs.closeSync(fd);
@@ -135,6 +136,7 @@ export class Joblog {
     } catch (err) {
       if (err instanceof DdmqError) throw err;
       const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ENXIO') throw new DdmqError('INVALID_ARGUMENT', `--joblog ${path}: not a regular file`, { path });
       if (e.code === 'ELOOP') throw new DdmqError('UNSAFE_PATH', `--joblog ${path}: a symbolic link; ddmq does not follow it`, { path });
       throw new DdmqError('IO', `--joblog ${path}: ${e.message}`, { path, osCode: e.code });
     }

@@ -26,6 +26,15 @@ export async function emit(
 }
 
 /** An aligned text table with a header line. */
+/**
+ * A line for a terminal with the control characters of data from files written by others
+ * (task records, presence files: hosts, errors) shown as \\xNN: an escape sequence in an
+ * error must not move the cursor, clear the screen or retitle the window.
+ */
+export function printable(line: string): string {
+  return line.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map(String))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));

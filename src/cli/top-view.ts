@@ -9,7 +9,7 @@ import type { CurrentCounts } from '../format/stats.js';
 import { sparkline, type TopFrame, TopHistory, type TopQueue } from '../format/top.js';
 import type { Broker } from '../store/broker.js';
 import { openBroker } from './open.js';
-import { table } from './output.js';
+import { printable, table } from './output.js';
 import { EXIT, exitCodeOver, type Input, type RunContext } from './spec.js';
 
 export interface TopOptions {
@@ -193,5 +193,5 @@ export function renderFrame(frame: TopFrame, root: string, note?: string): strin
       out.push(`  ${clock(f.end)} ${f.queue} ${f.id} attempt ${f.attempt ?? '?'} ${how} on ${f.host}, ${what}${error ? `: ${error}` : ''}`);
     }
   }
-  return out;
+  return out.map(printable);
 }

@@ -52,6 +52,9 @@ export interface RecordDetails {
 
 export const MAX_ERROR_CHARS = 4000;
 
+/** The largest epoch ms a Date holds. */
+const MAX_TIME_MS = 8.64e15;
+
 /** The file a writer appends to: HOST-PID-STARTMS.jsonl (the host's name made safe for a file name). */
 export function recordFileName(host: string, pid: number, startMs: number): string {
   return `${safeHost(host)}-${pid}-${startMs}.jsonl`;
@@ -84,16 +87,17 @@ export function parseRecordLine(line: string): TaskRecord | null {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
   const r = v as Record<string, unknown>;
   const numOrNull = (x: unknown) => x === null || (typeof x === 'number' && Number.isFinite(x));
+  // Times must be dates (a JavaScript Date spans ±8.64e15 ms): 1e300 would break every date shown.
+  const time = (x: unknown) => typeof x === 'number' && Math.abs(x) <= MAX_TIME_MS;
   const strOrNull = (x: unknown) => x === null || typeof x === 'string';
   if (
     typeof r.queue !== 'string' ||
     typeof r.id !== 'string' ||
     typeof r.host !== 'string' ||
-    typeof r.pid !== 'number' ||
-    typeof r.end !== 'number' ||
-    !Number.isFinite(r.end) ||
+    !(typeof r.pid === 'number' && Number.isSafeInteger(r.pid)) ||
+    !time(r.end) ||
     !(OUTCOMES as readonly unknown[]).includes(r.outcome) ||
-    !numOrNull(r.start) ||
+    !(r.start === null || time(r.start)) ||
     !numOrNull(r.runtime_ms) ||
     !numOrNull(r.exit_code) ||
     !numOrNull(r.attempt) ||

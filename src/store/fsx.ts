@@ -171,8 +171,8 @@ export function readRegularFile(path: string): Buffer | null {
     for (;;) {
       if (length === readBuffer.length) {
         if (length >= MAX_READ_BYTES) {
-          throw new DdmqError('IO', `cannot read ${path}: it is larger than ${MAX_READ_BYTES / 2 ** 20} MiB (EFBIG)`, {
-            path,
+          throw new DdmqError('IO', `cannot read ${shownPath(path)}: it is larger than ${MAX_READ_BYTES / 2 ** 20} MiB (EFBIG)`, {
+            path: shownPath(path),
             osCode: 'EFBIG',
           });
         }

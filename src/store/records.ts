@@ -23,7 +23,7 @@ import { join, sep } from 'node:path';
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import { isQueueName } from '../format/names.js';
 import { parseRecordFileName, parseRecords, recordFileName, safeHost, type TaskRecord } from '../format/records.js';
-import { ensureDir, errnoOf, ioError, listIfExists, openForReading, readRegularFile, unsafePath } from './fsx.js';
+import { ensureDir, errnoOf, ioError, listIfExists, unsafePath } from './fsx.js';
 import { OpenFolder } from './folders.js';
 
 export const HIDDEN_DIR = '.ddmq';
@@ -233,7 +233,7 @@ export function recordQueues(root: string): string[] {
   }
 }
 
-/** The records of one queue, file by file, skipping what is not a whole record. */
+/** The records of one queue, file by file, skipping what is not a whole record of it. */
 export function* readQueueRecords(root: string, queue: string, sinceMs = -Infinity): Generator<TaskRecord> {
   const dir = openRecordsFolder(root, queue, false);
   if (dir === null) return;
@@ -245,12 +245,70 @@ export function* readQueueRecords(root: string, queue: string, sinceMs = -Infini
         const stat = fileStat(dir.at + sep + name);
         if (stat === null || stat.mtimeMs < sinceMs - 1000) continue;
       }
-      const content = readRegularFile(dir.at + sep + name);
-      if (content === null) continue; // dropped meanwhile by a cleaner
-      for (const r of parseRecords(content.toString('utf8'))) if (r.end >= sinceMs) yield r;
+      for (const r of recordsFrom(dir.at + sep + name, join(dir.path, name), 0, queue)) if (r.end >= sinceMs) yield r;
     }
   } finally {
     dir.close();
+  }
+}
+
+/** Bytes of a record file read at a time: memory stays bounded however large a file is. */
+const READ_CHUNK = 16 * 1024 * 1024;
+
+/**
+ * The records of `queue` in a record file, from `offset` on, read chunk by chunk; returns
+ * the offset just past the last whole line (what follows is a line still being written),
+ * or null if the file is gone. A record naming another queue is not one of this folder's
+ * and is skipped, as is a line longer than a chunk (no record is). A link, a folder or a
+ * FIFO in the file's place is refused (UNSAFE_PATH), named by `shown`.
+ */
+export function* recordsFrom(path: string, shown: string, offset: number, queue: string): Generator<TaskRecord, number | null> {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') throw unsafePath(shown, 'is a symbolic link');
+    throw ioError(err, 'read', shown);
+  }
+  try {
+    let stat: fs.Stats;
+    try {
+      stat = fs.fstatSync(fd);
+    } catch (err) {
+      throw ioError(err, 'read', shown);
+    }
+    if (stat.isDirectory()) throw unsafePath(shown, 'is a folder');
+    if (!stat.isFile()) throw unsafePath(shown, 'is not a regular file');
+    const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(1, stat.size - offset)));
+    let pos = offset;
+    let skipping = false; // inside a line longer than a chunk
+    for (;;) {
+      let n: number;
+      try {
+        n = fs.readSync(fd, buffer, 0, buffer.length, pos);
+      } catch (err) {
+        throw ioError(err, 'read', shown);
+      }
+      const last = buffer.subarray(0, n).lastIndexOf(0x0a);
+      if (last === -1) {
+        // The end, within a line still being written (read again next time).
+        if (n < READ_CHUNK) break;
+        // A whole chunk without a newline: a line no record is, skipped.
+        skipping = true;
+        pos += n;
+        continue;
+      }
+      const from = skipping ? buffer.indexOf(0x0a) + 1 : 0;
+      skipping = false;
+      for (const r of parseRecords(buffer.toString('utf8', from, last + 1))) if (r.queue === queue) yield r;
+      pos += last + 1;
+      if (n < buffer.length) break;
+    }
+    return pos;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -284,21 +342,25 @@ export class RecordTail {
           let file = this.files.get(key);
           if (file === undefined) this.files.set(key, (file = { offset: 0, done: false }));
           if (file.done) continue;
-          let chunk: Buffer | null;
+          const records = recordsFrom(dir.at + sep + name, join(dir.path, name), file.offset, queue);
+          let offset: number | null;
           try {
-            chunk = readFrom(dir.at + sep + name, file.offset);
+            for (let r = records.next(); ; r = records.next()) {
+              if (r.done === true) {
+                offset = r.value;
+                break;
+              }
+              out.push(r.value);
+            }
           } catch (err) {
             if (!isDdmqError(err, 'UNSAFE_PATH')) throw err;
-            chunk = null; // a link or a FIFO under a record file's name holds no records
+            offset = null; // a link or a FIFO under a record file's name holds no records
           }
-          if (chunk === null) {
+          if (offset === null) {
             file.done = true; // dropped by a cleaner
             continue;
           }
-          // What follows the last newline is a line still being written: read again next time.
-          const whole = chunk.lastIndexOf(0x0a) + 1;
-          file.offset += whole;
-          for (const r of parseRecords(chunk.subarray(0, whole).toString('utf8'))) out.push(r);
+          file.offset = offset;
           if (writer.startMs < settledBefore) file.done = true;
         }
       } finally {
@@ -306,29 +368,6 @@ export class RecordTail {
       }
     }
     return out;
-  }
-}
-
-/** What a regular file holds from `offset` on (a link refused, as readRegularFile does); null if it is gone. */
-function readFrom(path: string, offset: number): Buffer | null {
-  const fd = openForReading(path);
-  if (fd === null) return null;
-  try {
-    const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) throw unsafePath(path, 'is not a regular file');
-    const length = Math.max(0, stat.size - offset);
-    const buffer = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const n = fs.readSync(fd, buffer, got, length - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
-    return buffer.subarray(0, got);
-  } catch (err) {
-    throw isDdmqError(err) ? err : ioError(err, 'read', path);
-  } finally {
-    fs.closeSync(fd);
   }
 }
 

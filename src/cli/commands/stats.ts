@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DdmqError } from '../../format/errors.js';
 import { openBroker } from '../open.js';
-import { emit } from '../output.js';
+import { emit, printable } from '../output.js';
 import { type CommandSpec, DEBUG, EXIT, exitCodeOver, FORMAT, ROOT_ARG, VERBOSE } from '../spec.js';
 import { optionalQueues, reportFailure } from './each-queue.js';
 
@@ -52,23 +53,39 @@ export const statsCommand: CommandSpec = {
 /** "90s", "15m", "2h", "7d" back from now, or an ISO time; epoch ms. */
 export function parseSince(text: string, now: number): number {
   const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)$/.exec(text.trim());
-  if (m) return now - Number(m[1]) * { s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
   // Only what looks like a date: Date.parse takes odd things ("1") as years.
-  const t = /^\d{4}-\d{2}-\d{2}/.test(text.trim()) ? Date.parse(text) : NaN;
-  if (Number.isNaN(t)) throw new DdmqError('INVALID_ARGUMENT', `--since ${JSON.stringify(text)}: expected a duration (30m, 2h, 7d) or an ISO time (2024-05-01T12:00:00Z)`);
+  const t = m
+    ? now - Number(m[1]) * { s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd']
+    : /^\d{4}-\d{2}-\d{2}/.test(text.trim())
+      ? Date.parse(text)
+      : NaN;
+  // A time no date can hold (999999999d back) is refused as well: it could not be shown.
+  if (Number.isNaN(new Date(t).getTime())) throw new DdmqError('INVALID_ARGUMENT', `--since ${JSON.stringify(text)}: expected a duration (30m, 2h, 7d) or an ISO time (2024-05-01T12:00:00Z)`);
   return t;
 }
 
 /**
  * Writes the file whole or not at all, as node_exporter's textfile collector asks: a
  * temporary file beside it, then a rename. The file is the user's own, named by them
- * (outside the tree), so its path is followed as given.
+ * (outside the tree), so its path is followed as given: a link to a file leaves the link
+ * and replaces the file it leads to. What is not a regular file (a folder, /dev/full, a
+ * FIFO) is refused: a rename would replace it.
  */
 function writeAtomically(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
+  let target = path;
   try {
-    fs.writeFileSync(tmp, text, { flag: 'w', mode: 0o644 });
-    fs.renameSync(tmp, path);
+    if (!fs.statSync(path).isFile()) {
+      throw new DdmqError('INVALID_ARGUMENT', `--prometheus ${path}: not a regular file (a folder, a device or a FIFO); name a file, or "-" for stdout`, { path });
+    }
+    target = fs.realpathSync(path);
+  } catch (err) {
+    if (err instanceof DdmqError) throw err;
+    // Not there yet (or a link leading nowhere): made by the rename.
+  }
+  const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    fs.writeFileSync(tmp, text, { flag: 'wx', mode: 0o644 });
+    fs.renameSync(tmp, target);
   } catch (err) {
     try {
       fs.unlinkSync(tmp);
@@ -103,5 +120,6 @@ function plainStats(q: import('../../format/stats.js').QueueStats, since: number
     ...q.top_errors.map((e) => `  error ×${e.count}: ${e.error.split('\n')[0]}`),
   ]
     .filter((l) => l !== null)
+    .map(printable)
     .join('\n');
 }
