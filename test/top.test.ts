@@ -351,14 +351,20 @@ describe('record tail', () => {
   });
 });
 
+/** A root with queue q and its (empty) records folder, to plant record files in. */
+async function rootWithRecordsFolder() {
+  const root = join(tempDir(), 'root');
+  const broker = await Broker.open(root, { create: true });
+  await broker.createQueue('q');
+  broker.close();
+  const dir = join(root, '.ddmq', 'records', 'q');
+  fs.mkdirSync(dir, { recursive: true });
+  return { root, dir };
+}
+
 describe('top and stats against hostile records', () => {
   it('a failure record ending in the year 275760+ (end 1e300) does not crash top; --since beyond a date is refused', async () => {
-    const root = join(tempDir(), 'root');
-    const broker = await Broker.open(root, { create: true });
-    await broker.createQueue('q');
-    broker.close();
-    const dir = join(root, '.ddmq', 'records', 'q');
-    fs.mkdirSync(dir, { recursive: true });
+    const { root, dir } = await rootWithRecordsFolder();
     const r = { queue: 'q', id: 'i', host: 'h', pid: 1, start: null, end: 1e300, runtime_ms: null, outcome: 'failed', action: 'requeued', exit_code: 1, signal: null, attempt: 1, error: 'e' };
     fs.writeFileSync(join(dir, 'h-1-1.jsonl'), JSON.stringify(r) + '\n');
     const top = spawnSync(process.execPath, [CLI, 'top', root, '--once'], { encoding: 'utf8' });
@@ -373,12 +379,7 @@ describe('top and stats against hostile records', () => {
   });
 
   it('escape sequences in records and presence files (host, error, signal) are shown as \\xNN, never sent to the terminal', async () => {
-    const root = join(tempDir(), 'root');
-    const broker = await Broker.open(root, { create: true });
-    await broker.createQueue('q');
-    broker.close();
-    const dir = join(root, '.ddmq', 'records', 'q');
-    fs.mkdirSync(dir, { recursive: true });
+    const { root, dir } = await rootWithRecordsFolder();
     const evil = '\x1b]0;pwned\x07\x1b[2J\x9b1m';
     const r = { queue: 'q', id: 'i', host: `h${evil}`, pid: 1, start: null, end: Date.now(), runtime_ms: null, outcome: 'failed', action: 'requeued', exit_code: null, signal: `S${evil}`, attempt: 1, error: `boom${evil}` };
     fs.writeFileSync(join(dir, `h-1-${Date.now()}.jsonl`), JSON.stringify(r) + '\n');
