@@ -337,6 +337,8 @@ describe('record tail', () => {
     const line = JSON.stringify(rec({ end: 1, outcome: 'done' })) + '\n';
     const old = join(dir, `h-1-${Date.now() - 3 * 3600_000}.jsonl`);
     fs.writeFileSync(old, line);
+    const longAgo = new Date(Date.now() - 2 * 3600_000);
+    fs.utimesSync(old, longAgo, longAgo); // last written two hours ago
     const tail = new RecordTail(root, () => Date.now());
     assert.equal(tail.poll(['q']).length, 1);
     fs.appendFileSync(old, line);
@@ -346,6 +348,12 @@ describe('record tail', () => {
     assert.equal(tail.poll(['q']).length, 1);
     fs.appendFileSync(live, line);
     assert.equal(tail.poll(['q']).length, 1, 'a live file is followed');
+    // A writer whose clock is three hours behind names its file three hours ago; it is written now.
+    const behind = join(dir, `h-3-${Date.now() - 3 * 3600_000}.jsonl`);
+    fs.writeFileSync(behind, line);
+    assert.equal(tail.poll(['q']).length, 1);
+    fs.appendFileSync(behind, line);
+    assert.equal(tail.poll(['q']).length, 1, 'the file of a writer with a clock behind is followed by its modification time');
     fs.symlinkSync('/etc/passwd', join(dir, `h-2-${Date.now()}.jsonl`));
     assert.equal(tail.poll(['q']).length, 0, 'a link under a record file name is not followed');
   });

@@ -262,7 +262,14 @@ const READ_CHUNK = 16 * 1024 * 1024;
  * and is skipped, as is a line longer than a chunk (no record is). A link, a folder or a
  * FIFO in the file's place is refused (UNSAFE_PATH), named by `shown`.
  */
-export function* recordsFrom(path: string, shown: string, offset: number, queue: string): Generator<TaskRecord, number | null> {
+/** Where a read of a record file stopped (the offset of the first byte not read) and the file's modification time then. */
+export interface ReadEnd {
+  offset: number;
+  mtimeMs: number;
+}
+
+/** The records of one file from a byte offset on; returns where it stopped, or null if the file is gone. */
+export function* recordsFrom(path: string, shown: string, offset: number, queue: string): Generator<TaskRecord, ReadEnd | null> {
   let fd: number;
   try {
     fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -306,7 +313,7 @@ export function* recordsFrom(path: string, shown: string, offset: number, queue:
       pos += last + 1;
       if (n < buffer.length) break;
     }
-    return pos;
+    return { offset: pos, mtimeMs: stat.mtimeMs };
   } finally {
     fs.closeSync(fd);
   }
@@ -316,9 +323,14 @@ export function* recordsFrom(path: string, shown: string, offset: number, queue:
  * Follows the record files of some queues, as `tail -f` would: each poll() returns the
  * records appended since the last one (the first returns every kept record). A file is
  * read from where the last poll stopped, and once its writer has surely moved on to a
- * newer file (it started over ROTATE_MS plus a margin ago) it is never looked at again,
- * so a poll costs a listing per queue and a look at each file still being written,
- * however long the history. For `ddmq top`, polling once a second.
+ * newer file it is never looked at again, so a poll costs a listing per queue and a look
+ * at each file still being written, however long the history. For `ddmq top`, polling
+ * once a second.
+ *
+ * A writer appends to a file for at most ROTATE_MS after it made it, timed by its own
+ * clock, so a file not modified for longer than that (plus a margin for the reader's
+ * skew against the file system's clock) is settled. The time in the file's name is not
+ * used for this: a writer whose clock runs an hour behind would drop out of sight.
  */
 export class RecordTail {
   private readonly files = new Map<string, { offset: number; done: boolean }>();
@@ -336,32 +348,31 @@ export class RecordTail {
       if (dir === null) continue;
       try {
         for (const name of listIfExists(dir.at) ?? []) {
-          const writer = parseRecordFileName(name);
-          if (writer === null) continue;
+          if (parseRecordFileName(name) === null) continue;
           const key = `${queue}/${name}`;
           let file = this.files.get(key);
           if (file === undefined) this.files.set(key, (file = { offset: 0, done: false }));
           if (file.done) continue;
           const records = recordsFrom(dir.at + sep + name, join(dir.path, name), file.offset, queue);
-          let offset: number | null;
+          let end: ReadEnd | null;
           try {
             for (let r = records.next(); ; r = records.next()) {
               if (r.done === true) {
-                offset = r.value;
+                end = r.value;
                 break;
               }
               out.push(r.value);
             }
           } catch (err) {
             if (!isDdmqError(err, 'UNSAFE_PATH')) throw err;
-            offset = null; // a link or a FIFO under a record file's name holds no records
+            end = null; // a link or a FIFO under a record file's name holds no records
           }
-          if (offset === null) {
+          if (end === null) {
             file.done = true; // dropped by a cleaner
             continue;
           }
-          file.offset = offset;
-          if (writer.startMs < settledBefore) file.done = true;
+          file.offset = end.offset;
+          if (end.mtimeMs < settledBefore) file.done = true;
         }
       } finally {
         dir.close();
