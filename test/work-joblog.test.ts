@@ -154,6 +154,18 @@ describe('ddmq work --joblog', () => {
     assert.match(r.stderr, /^ddmq: error: --joblog .*fifo\.tsv: not a regular file/);
     assert.equal((await broker.counts('q'))[0]!.ready, 1);
   });
+
+  it('a joblog or output folder that cannot be made (under /proc, where Node\'s recursive mkdir spins) fails at once, naming the option', async () => {
+    const { root, broker } = await queueOf();
+    await broker.publish('q', 'x');
+    for (const [option, path] of [['--joblog', '/proc/ddmq-none/log.tsv'], ['--output', '/proc/ddmq-none/out']]) {
+      const r = spawnSync(process.execPath, [CLI, 'work', root, 'q', '--idle-exit', '1', option!, path!, '--', 'true'], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(r.signal, null, `${option}: it did not spin`);
+      assert.equal(r.status, 4, r.stderr);
+      assert.equal(r.stderr, `ddmq: error: ${option} ${path}: cannot create folder /proc/ddmq-none: no such file or folder (ENOENT)\n`);
+    }
+    assert.equal((await broker.counts('q'))[0]!.ready, 1);
+  });
 });
 
 describe('ddmq work --output', () => {

@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import { constants, hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { DdmqError } from '../format/errors.js';
+import { makeFolderFor } from './make-folder.js';
 
 export const JOBLOG_COLUMNS = [
   'Seq',
@@ -123,7 +124,7 @@ export class Joblog {
   /** Opens (appending; made with its folder if missing) and writes the header if the file is empty. A link is not followed. */
   static open(path: string): Joblog {
     try {
-      fs.mkdirSync(dirname(path), { recursive: true });
+      makeFolderFor('--joblog', path, dirname(path));
       // O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of blocking the worker for ever.
       const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, 0o666);
       const log = new Joblog(path, fd);

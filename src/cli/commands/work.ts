@@ -7,6 +7,7 @@ import type { TaskEnd, TaskStream } from '../run-task.js';
 import type { Joblog } from '../joblog.js';
 import type { OutputFile } from '../task-output.js';
 import { openBroker } from '../open.js';
+import { makeFolderFor } from '../make-folder.js';
 import { type CommandSpec, DEBUG, EXIT, FORMAT, ROOT_ARG, VERBOSE } from '../spec.js';
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -144,8 +145,8 @@ export const workCommand: CommandSpec = {
     let outputDir: string | undefined;
     if (input.output !== undefined) {
       outputDir = resolve(expandPlaceholders(String(input.output)));
+      makeFolderFor('--output', outputDir, outputDir);
       try {
-        fs.mkdirSync(outputDir, { recursive: true });
         if (!fs.statSync(outputDir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
         fs.accessSync(outputDir, fs.constants.W_OK | fs.constants.X_OK);
       } catch (err) {
