@@ -266,6 +266,49 @@ describe('ddmq top', () => {
     assert.ok(screen.indexOf('\x1b[?25h\x1b[?1049l') > screen.lastIndexOf('\x1b[Hddmq top '), 'after the last frame');
   });
 
+  it('on a terminal in a shell: Ctrl-Z gives the terminal back and stops it, fg takes it again, Ctrl-\\ quits (0), SIGQUIT ends it (131)', async () => {
+    const { root } = await farm();
+    const TAKE = '\x1b[?1049h\x1b[?25l';
+    const GIVE = '\x1b[?25h\x1b[?1049l';
+    const typescript = join(tempDir(), 'typescript');
+    // An interactive shell, so that top runs as a job the shell can stop and continue.
+    const shell = spawn('script', ['-q', '-f', '-c', 'bash --norc --noprofile -i', typescript], { stdio: ['pipe', 'ignore', 'inherit'] });
+    const screen = () => fs.readFileSync(typescript, 'utf8');
+    const last = () => screen().slice(Math.max(screen().lastIndexOf(TAKE), screen().lastIndexOf(GIVE)));
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 100 && !ok(); i++) await sleep(100);
+      assert.ok(ok(), what + ': ' + JSON.stringify(last().slice(0, 300)) + JSON.stringify(last().slice(-300)));
+    };
+    const startTop = async () => {
+      const before = screen().split(TAKE).length;
+      shell.stdin.write(`"${process.execPath}" "${CLI}" top "${root}" --interval 0.3; echo "top-exit=$?"\n`);
+      await until('top takes the screen', () => screen().split(TAKE).length > before && last().includes('\x1b[Hddmq top '));
+      return Number(spawnSync('pgrep', ['-f', `top ${root} --interval`], { encoding: 'utf8' }).stdout.trim());
+    };
+    const state = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0];
+    try {
+      await sleep(300);
+      let top = await startTop();
+      shell.stdin.write('\x1a');
+      await until('Ctrl-Z stops top', () => state(top) === 'T');
+      await until('the terminal is given back while it is stopped', () => last().startsWith(GIVE) && last().includes('Stopped'));
+      shell.stdin.write('fg\n');
+      await until('fg: the screen is taken again and drawn', () => state(top) !== 'T' && last().startsWith(TAKE) && last().includes('\x1b[Hddmq top '));
+      shell.stdin.write('\x1c');
+      await until('Ctrl-\\ quits and gives the screen back', () => !fs.existsSync(`/proc/${top}`) && last().startsWith(GIVE));
+      shell.stdin.write('echo "fg-exit=$?"\n');
+      await until('with exit code 0', () => screen().includes('fg-exit=0'));
+      top = await startTop();
+      process.kill(top, 'SIGQUIT');
+      await until('SIGQUIT ends it with 131', () => screen().includes('top-exit=131'));
+      assert.ok(last().startsWith(GIVE), 'and gives the screen back');
+    } finally {
+      shell.stdin.write('exit\n');
+      await sleep(200);
+      shell.kill('SIGKILL');
+    }
+  });
+
   it('not on a terminal: a frame every interval (JSON: one per line) until SIGINT, exit 0', async () => {
     const { root } = await farm();
     const child = spawn(process.execPath, [CLI, 'top', root, '--format', 'json', '--interval', '0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });

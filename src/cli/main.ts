@@ -21,6 +21,7 @@ Exit codes:
   7  a command over several queues handled some and failed for others (each named on stderr)
   129, 130, 143  work: stopped by SIGHUP, SIGINT or SIGTERM (running tasks got the grace
                  period, then were ended and their messages released)
+  129, 131, 143  top: stopped by SIGHUP, SIGQUIT or SIGTERM (q, Ctrl-C and SIGINT: 0)
 
 Examples:
   ddmq create -f /tmp/ddmq tasks

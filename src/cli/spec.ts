@@ -73,6 +73,8 @@ export const EXIT = {
   SIGINT: 130,
   /** work: stopped by SIGTERM (128 + 15). */
   SIGTERM: 143,
+  /** top: stopped by SIGQUIT (128 + 3). */
+  SIGQUIT: 131,
 } as const;
 
 export const FORMAT = (choices: readonly string[], fallback: string): OptionSpec => ({

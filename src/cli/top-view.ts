@@ -57,6 +57,9 @@ class FrameSource {
   }
 }
 
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
+const EXIT_BY_SIGNAL = { SIGTERM: EXIT.SIGTERM, SIGHUP: EXIT.SIGHUP, SIGQUIT: EXIT.SIGQUIT } as const;
+
 export async function runTop(input: Input, ctx: RunContext, options: TopOptions): Promise<number> {
   const broker = await openBroker(input, ctx);
   const source = new FrameSource(broker, options, ctx);
@@ -70,8 +73,9 @@ export async function runTop(input: Input, ctx: RunContext, options: TopOptions)
   const screen = options.format === 'plain' && process.stdout.isTTY === true ? new Screen() : null;
   let stop: (code: number) => void = () => {};
   const stopped = new Promise<number>((resolve) => (stop = resolve));
-  const onSignal = (signal: NodeJS.Signals) => stop(signal === 'SIGINT' ? EXIT.OK : signal === 'SIGHUP' ? EXIT.SIGHUP : EXIT.SIGTERM);
-  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
+  // Every signal that would end the process ends the loop instead, so the terminal is given back.
+  const onSignal = (signal: NodeJS.Signals) => stop(signal === 'SIGINT' ? EXIT.OK : EXIT_BY_SIGNAL[signal as keyof typeof EXIT_BY_SIGNAL]);
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   screen?.open(() => stop(EXIT.OK));
   let first = true;
   try {
@@ -88,29 +92,33 @@ export async function runTop(input: Input, ctx: RunContext, options: TopOptions)
     }
   } finally {
     screen?.close();
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, onSignal);
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
     broker.close();
   }
 }
 
-/** The terminal: the alternate screen, the cursor hidden, keys read one at a time. */
+/**
+ * The terminal: the alternate screen, the cursor hidden, keys read one at a time. Raw
+ * mode turns the terminal's own keys into bytes, so they are handled here: Ctrl-C and
+ * Ctrl-\\ quit, and Ctrl-Z gives the terminal back and stops the process as the shell
+ * expects, taking the terminal again once continued.
+ */
 class Screen {
   private onData: ((data: Buffer) => void) | undefined;
+  private taken = false;
+  private lines: string[] = [];
 
   open(quit: () => void): void {
-    process.stdout.write('\x1b[?1049h\x1b[?25l');
-    if (process.stdin.isTTY) {
-      process.stdin.setRawMode(true);
-      this.onData = (data) => {
-        // q, Q, Ctrl-C (raw mode turns it into a byte), Esc
-        if (data.includes(0x71) || data.includes(0x51) || data.includes(0x03) || (data.length === 1 && data[0] === 0x1b)) quit();
-      };
-      process.stdin.on('data', this.onData);
-      process.stdin.resume();
-    }
+    this.onData = (data) => {
+      // q, Q, Ctrl-C, Ctrl-\, Esc alone (not the start of an arrow key's sequence)
+      if (data.includes(0x71) || data.includes(0x51) || data.includes(0x03) || data.includes(0x1c) || (data.length === 1 && data[0] === 0x1b)) quit();
+      else if (data.includes(0x1a)) this.suspend();
+    };
+    this.take();
   }
 
   draw(lines: string[]): void {
+    this.lines = lines;
     const width = process.stdout.columns || 80;
     const height = process.stdout.rows || 24;
     const shown = lines.slice(0, height).map((l) => cut(l, width) + '\x1b[K');
@@ -118,12 +126,41 @@ class Screen {
   }
 
   close(): void {
-    if (this.onData !== undefined) {
+    this.giveBack();
+  }
+
+  private take(): void {
+    if (this.taken) return;
+    this.taken = true;
+    process.stdout.write('\x1b[?1049h\x1b[?25l');
+    if (process.stdin.isTTY && this.onData !== undefined) {
+      process.stdin.setRawMode(true);
+      process.stdin.on('data', this.onData);
+      process.stdin.resume();
+    }
+  }
+
+  private giveBack(): void {
+    if (!this.taken) return;
+    this.taken = false;
+    if (process.stdin.isTTY && this.onData !== undefined) {
       process.stdin.off('data', this.onData);
       process.stdin.setRawMode(false);
       process.stdin.pause();
     }
     process.stdout.write('\x1b[?25h\x1b[?1049l');
+  }
+
+  /**
+   * SIGTSTP has no handler here, so the process stops before kill() returns, and goes on
+   * when the shell continues it. (The kernel ignores it if no shell could: then the
+   * screen is simply taken again at once.)
+   */
+  private suspend(): void {
+    this.giveBack();
+    process.kill(process.pid, 'SIGTSTP');
+    this.take();
+    this.draw(this.lines);
   }
 }
 

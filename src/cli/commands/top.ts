@@ -12,8 +12,9 @@ export const topCommand: CommandSpec = {
     'failed rates over the last 10 minutes, the ETA of what is left at the done rate, and a chart of done and\n' +
     'failed per minute over the last --minutes (default 30). Workers at work by host (heard from in the last\n' +
     'minute; their tasks running and their slots), and the latest failures.\n' +
-    'Keys: q or Ctrl-C quits. --once prints one frame and exits (for scripts); not on a terminal, a frame is\n' +
-    'printed every interval (plain: separated by a blank line; json: one object per line).',
+    'Keys: q, Ctrl-C or Ctrl-\\ quits, Ctrl-Z suspends. SIGTERM, SIGHUP and SIGQUIT end it (exit 143, 129,\n' +
+    '131); the terminal is given back in every case. --once prints one frame and exits (for scripts); not on\n' +
+    'a terminal, a frame is printed every interval (plain: separated by a blank line; json: one object per line).',
   args: [ROOT_ARG, { key: 'queue', description: 'comma-separated queues to show (default: all)', required: false, list: true }],
   options: [
     { key: 'once', flags: '--once', description: 'print one frame and exit', type: 'boolean' },
