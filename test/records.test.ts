@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, work } from '../src/index.js';
-import { parseRecords, type TaskRecord } from '../src/format/records.js';
+import fc from 'fast-check';
+import { encodeRecordLine, OUTCOMES, parseRecords, type TaskRecord } from '../src/format/records.js';
 import { prometheusText } from '../src/format/stats.js';
 import { CLI, DIST, ls, manualClock, patchFs, setMtime, snapshot, tempDir } from './helpers.js';
 
@@ -26,6 +27,30 @@ async function all(broker: Broker, queue?: string): Promise<TaskRecord[]> {
   for await (const r of broker.records(queue)) out.push(r);
   return out;
 }
+
+describe('record lines', () => {
+  it('encodeRecordLine writes exactly what JSON.stringify does, for any strings and numbers', () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.constantFrom('q', 'node-17.cluster', 'a"b', 'x\\y', '\u2028', 'é', '\x1b[2J'));
+    const num = fc.oneof(fc.integer(), fc.double(), fc.constant(-0), fc.constant(Number.MAX_SAFE_INTEGER));
+    const orNull = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: null });
+    const record = fc.record({
+      queue: text,
+      id: text,
+      host: text,
+      pid: num,
+      start: orNull(num),
+      end: num,
+      runtime_ms: orNull(num),
+      outcome: fc.constantFrom(...OUTCOMES),
+      action: fc.constantFrom('acked', 'requeued', 'dead-lettered', 'dropped', null),
+      exit_code: orNull(num),
+      signal: orNull(text),
+      attempt: orNull(num),
+      error: orNull(text),
+    }) as fc.Arbitrary<TaskRecord>;
+    fc.assert(fc.property(record, (r) => encodeRecordLine(r) === JSON.stringify(r) + '\n'), { numRuns: 5000 });
+  });
+});
 
 describe('task records', () => {
   it('every outcome leaves one record: done, failed (retried, dead-lettered, dropped), released, expired, lease lost', async () => {

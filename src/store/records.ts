@@ -22,7 +22,7 @@ import { hostname } from 'node:os';
 import { join, sep } from 'node:path';
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import { isQueueName } from '../format/names.js';
-import { parseRecordFileName, parseRecords, recordFileName, safeHost, type TaskRecord } from '../format/records.js';
+import { encodeRecordLine, parseRecordFileName, parseRecords, recordFileName, safeHost, type TaskRecord } from '../format/records.js';
 import { ensureDir, errnoOf, ioError, listIfExists, unsafePath } from './fsx.js';
 import { OpenFolder } from './folders.js';
 
@@ -77,7 +77,7 @@ export class RecordWriter {
   add(record: TaskRecord): void {
     let pending = this.buffers.get(record.queue);
     if (pending === undefined) this.buffers.set(record.queue, (pending = { bytes: Buffer.allocUnsafe(64 * 1024), length: 0, count: 0 }));
-    const line = JSON.stringify(record) + '\n';
+    const line = encodeRecordLine(record);
     // A UTF-8 character takes at most 3 bytes per UTF-16 unit.
     if (pending.bytes.length - pending.length < line.length * 3) {
       const bigger = Buffer.allocUnsafe(Math.max(pending.bytes.length * 2, pending.length + line.length * 3));
