@@ -25,25 +25,6 @@ describe('bulk publishing', () => {
     assert.ok(got.every((m) => m.priority === 3 && m.requeueLimit === 2));
   });
 
-  it('with fsync on, a batch syncs each file but the folder only once (single publishes sync it every time)', async () => {
-    const { root } = await setup();
-    const broker = await Broker.open(root, { fsync: true });
-    let syncs = 0;
-    const restore = patchFs('fsyncSync', (orig) => (fd) => {
-      syncs++;
-      orig(fd);
-    });
-    try {
-      await broker.publishMany('q', Array.from({ length: 50 }, (_, i) => i));
-      assert.equal(syncs, 51, '50 files and the folder once');
-      syncs = 0;
-      for (let i = 0; i < 50; i++) await broker.publish('q', i);
-      assert.equal(syncs, 100, 'each file and the folder each time');
-    } finally {
-      restore();
-    }
-  });
-
   it('ddmq publish --file: one message per line in order, stdin with -, JSON lines; errors name the line', async () => {
     const { dir, root, broker } = await setup();
     const file = join(dir, 'tasks.txt');

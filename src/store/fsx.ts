@@ -390,8 +390,6 @@ export interface WriteOptions {
   fsync: boolean;
   /** Give the group read and write access (the `group_shared` setting). */
   groupShared?: boolean;
-  /** With fsync: leave the folder's fsync to the caller (a batch syncs it once at its end). */
-  deferDirSync?: boolean;
 }
 
 /**
@@ -417,7 +415,7 @@ export function writeFileAtomic(dir: string, name: string, data: string | Uint8A
     }
     throw ioError(err, 'write', final);
   }
-  if (options.fsync && !options.deferDirSync) fsyncDir(dir);
+  if (options.fsync) fsyncDir(dir);
 }
 
 /** fsyncs a folder so that a rename into it survives a crash; a no-op where unsupported. */

@@ -24,6 +24,7 @@ import {
 } from '../format/names.js';
 import { ReadyListing } from '../format/listing.js';
 import { MAX_ERROR_CHARS, type Outcome, type RecordAction, type RecordDetails, type TaskRecord } from '../format/records.js';
+import { commitFiles, type StagedFile, stageFile } from './durable.js';
 import { FolderWatcher } from './watch.js';
 import { queueNumbers } from '../format/queue-number.js';
 import { checkSetting, MAX_SECONDS, type Settings, type SettingsLayer } from '../format/settings.js';
@@ -32,7 +33,6 @@ import {
   ensureDir,
   entryKind,
   exists,
-  fsyncDir,
   errnoOf,
   ioError,
   listIfExists,
@@ -59,6 +59,9 @@ import {
 export { CORRUPT_DIR, DELAYED_DIR, SETTINGS_FILE, WORK_DIR } from './folders.js';
 
 /** Seconds a cleaner or nack holds an in-flight file it claimed while it requeues it. */
+/** With fsync, publishMany commits this many messages at a time: enough for the disk to take their syncs together, few enough open files. */
+const DURABLE_GROUP = 512;
+
 const REQUEUE_CLAIM_SECONDS = 60;
 /** A message file that does not parse and changed this recently may still be being written. */
 const FRESH_WRITE_MS = 10_000;
@@ -390,6 +393,11 @@ export class Queue {
     const now = this.settingsNow();
     const settings = now instanceof Promise ? await now : now;
     checkPublishOptions(options);
+    if (this.host.fsync ?? settings.fsync) {
+      const msg = this.newMessage(body, options, settings);
+      await this.writeDurably([msg], settings);
+      return msg;
+    }
     return this.publishWith(body, options, settings);
   }
 
@@ -402,24 +410,41 @@ export class Queue {
     this.checkFolders(false);
     const settings = await this.settings();
     checkPublishOptions(options);
-    const fsync = this.host.fsync ?? settings.fsync;
     let written = 0;
-    try {
+    if (this.host.fsync ?? settings.fsync) {
+      // Durable: in groups whose data syncs and folder sync are shared (durable.ts).
+      let group: Message[] = [];
       for (const body of bodies) {
-        this.publishWith(body, options, settings, fsync);
-        written++;
+        group.push(this.newMessage(body, options, settings));
+        if (group.length === DURABLE_GROUP) {
+          await this.writeDurably(group, settings);
+          written += group.length;
+          group = [];
+        }
       }
-    } finally {
-      // With fsync on, each file was synced; the folders are synced once for the batch.
-      if (fsync && written > 0) {
-        fsyncDir(this.paths.dir);
-        if (options.delay !== undefined && options.delay > 0) fsyncDir(this.paths.delayed);
-      }
+      await this.writeDurably(group, settings);
+      return written + group.length;
+    }
+    for (const body of bodies) {
+      this.publishWith(body, options, settings);
+      written++;
     }
     return written;
   }
 
-  private publishWith(body: unknown, options: PublishOptions, settings: Settings, batched = false): Message {
+  private publishWith(body: unknown, options: PublishOptions, settings: Settings): Message {
+    const msg = this.newMessage(body, options, settings);
+    if (msg.due !== undefined) {
+      this.writeDelayed(msg, settings, msg.due);
+      return msg;
+    }
+    this.write(msg, settings, this.paths.dir, msg.filename);
+    if (this.host.logging) this.host.log('debug', `published ${this.name}/${msg.filename}`);
+    return msg;
+  }
+
+  /** A new message of this queue (its file name made, and, with a delay, when it is due). */
+  private newMessage(body: unknown, options: PublishOptions, settings: Settings): Message {
     const text = body === undefined ? '' : body;
     const requeue: Requeue = options.requeuePrio ?? options.requeue ?? settings.requeue;
     const msg = new Message({
@@ -436,27 +461,73 @@ export class Queue {
       extra: copyExtra(options.extra),
     });
     msg.filename = readyFileName(msg.priority, msg.queueNumber, msg.id);
-    if (options.delay !== undefined && options.delay > 0) {
-      msg.due = Math.ceil(this.host.now() / 1000 + options.delay);
-      this.writeDelayed(msg, settings, msg.due, batched);
-      return msg;
-    }
-    this.write(msg, settings, this.paths.dir, msg.filename, batched);
-    if (this.host.logging) this.host.log('debug', `published ${this.name}/${msg.filename}`);
+    if (options.delay !== undefined && options.delay > 0) msg.due = Math.ceil(this.host.now() / 1000 + options.delay);
     return msg;
+  }
+
+  /**
+   * Writes messages with fsync, their syncs shared (durable.ts): each goes into the queue,
+   * or into delayed/ if it has a due time. Returns once all of them are on disk. On a
+   * failure the messages before the one that failed are written (and synced), the rest not.
+   */
+  private async writeDurably(msgs: readonly Message[], settings: Settings): Promise<void> {
+    if (msgs.length === 0) return;
+    const release = this.holdPaths(); // the staged files' folders stay open across the syncs
+    const staged: StagedFile[] = [];
+    try {
+      // A message that cannot be written stops the group there; those before it are
+      // committed all the same, as they would be published without fsync.
+      for (const msg of msgs) staged.push(this.stage(msg, settings));
+    } finally {
+      try {
+        await commitFiles(staged);
+      } finally {
+        release();
+        for (const msg of msgs.slice(0, staged.length)) {
+          if (msg.due !== undefined) this.nextDelayedScan = Math.min(this.nextDelayedScan, msg.due * 1000);
+          else if (this.listing.remaining > 0 && this.listing.sortsBeforeNext(msg.filename)) this.forgetListing();
+        }
+      }
+    }
+    if (this.host.logging) for (const msg of msgs) this.host.log('debug', `published ${this.name}/${msg.filename} (synced)`);
+  }
+
+  /** The first half of a durable write: the message in a temporary file, beside its name. */
+  private stage(msg: Message, settings: Settings): StagedFile {
+    const data = this.encodeForWrite(msg);
+    if (msg.due === undefined) {
+      try {
+        return stageFile(this.paths.dir, msg.filename, data, settings.group_shared);
+      } catch (err) {
+        if (this.stalePin(err)) return stageFile(this.paths.dir, msg.filename, data, settings.group_shared);
+        throw this.missingOr(err);
+      }
+    }
+    const name = inFlightFileName(msg.due, msg.filename, '');
+    for (let attempt = 1; ; attempt++) {
+      this.groupShared = settings.group_shared;
+      this.ensureSubfolder('delayed');
+      try {
+        return stageFile(this.paths.delayed, name, data, settings.group_shared);
+      } catch (err) {
+        // RACE: a cleaner removed delayed/ (found empty) between our mkdir and our write (see writeDelayed).
+        if (!isDdmqError(err, 'IO') || err.osCode !== 'ENOENT' || attempt >= 5 || !exists(this.dir)) throw err;
+        this.stalePin(err);
+      }
+    }
   }
 
   /**
    * Writes a message into delayed/, named by the second it is due; moved into the queue when
    * it is. `given`: folders pinned for one call (clean's), else the queue's own.
    */
-  private writeDelayed(msg: Message, settings: Settings, due: number, batched = false, given?: QueuePaths): void {
+  private writeDelayed(msg: Message, settings: Settings, due: number, given?: QueuePaths): void {
     const name = inFlightFileName(due, msg.filename, '');
     if (given !== undefined && given !== this.paths) {
       // delayed/ pinned for this one write, made first through the pinned queue folder.
       const delayed = this.folders.pinSubfolder('delayed', settings.group_shared);
       try {
-        this.write(msg, settings, delayed.at, name, batched);
+        this.write(msg, settings, delayed.at, name);
       } finally {
         delayed.close();
       }
@@ -465,7 +536,7 @@ export class Queue {
         this.groupShared = settings.group_shared;
         this.ensureSubfolder('delayed');
         try {
-          this.write(msg, settings, this.paths.delayed, name, batched);
+          this.write(msg, settings, this.paths.delayed, name);
           break;
         } catch (err) {
           // RACE: a cleaner removed delayed/ (found empty) between our mkdir and our write, or
@@ -483,7 +554,9 @@ export class Queue {
     const settings = await this.settings();
     const copy = new Message({ ...msg, queue: this.name, queueNumber: queueNumbers.next(), filename: '', extra: { ...msg.extra } });
     copy.filename = readyFileName(copy.priority, copy.queueNumber, copy.id);
-    this.write(copy, settings);
+    copy.due = undefined;
+    if (this.host.fsync ?? settings.fsync) await this.writeDurably([copy], settings);
+    else this.write(copy, settings);
     return copy.filename;
   }
 
@@ -493,16 +566,20 @@ export class Queue {
     return this.claimReady(name, lease, lease);
   }
 
-  private write(msg: Message, settings: Settings, dir = this.paths.dir, name = msg.filename, deferDirSync = false): void {
-    let data: string;
+  private encodeForWrite(msg: Message): string {
     try {
-      data = encodeMessage(msg);
+      const data = encodeMessage(msg);
       const kind = typeof msg.message;
       if (kind === 'undefined' || kind === 'function' || kind === 'symbol') throw new Error(`a ${kind} is not a JSON value`);
+      return data;
     } catch (err) {
       throw new DdmqError('INVALID_ARGUMENT', `the message cannot be written as JSON: ${(err as Error).message}`);
     }
-    const options = { fsync: this.host.fsync ?? settings.fsync, groupShared: settings.group_shared, deferDirSync };
+  }
+
+  private write(msg: Message, settings: Settings, dir = this.paths.dir, name = msg.filename): void {
+    const data = this.encodeForWrite(msg);
+    const options = { fsync: this.host.fsync ?? settings.fsync, groupShared: settings.group_shared };
     try {
       writeFileAtomic(dir, name, data, options);
     } catch (err) {
@@ -977,10 +1054,25 @@ export class Queue {
     });
     again.filename = readyFileName(again.priority, again.queueNumber, again.id);
     const delay = why === 'failed' ? retryDelay(settings, msg.requeueCounter) : 0;
-    if (delay > 0) {
+    const due = delay > 0 ? Math.ceil(this.host.now() / 1000 + delay) : undefined;
+    if ((this.host.fsync ?? settings.fsync) && p === this.paths) {
+      // The new file is on disk (its syncs shared with other writers) before the old one goes.
+      again.due = due;
+      // claimedPath may go through pinned folders, which the write may pin again (making
+      // delayed/): they stay open until the old file is gone.
+      const release = this.holdPaths();
+      try {
+        await this.writeDurably([again], settings);
+        unlinkIfExists(claimedPath);
+      } finally {
+        release();
+      }
+      this.host.log('info', `requeued ${this.name}/${claimed} as ${again.filename}${due === undefined ? '' : `, ready in ${delay} s`}`);
+      return due === undefined ? { action: 'requeued', filename: again.filename } : { action: 'requeued', filename: again.filename, due };
+    }
+    if (due !== undefined) {
       // Waits out its backoff in delayed/, out of the way of the other messages.
-      const due = Math.ceil(this.host.now() / 1000 + delay);
-      this.writeDelayed(again, settings, due, false, p);
+      this.writeDelayed(again, settings, due, p);
       unlinkIfExists(claimedPath);
       this.host.log('info', `requeued ${this.name}/${claimed} as ${again.filename}, ready in ${delay} s`);
       return { action: 'requeued', filename: again.filename, due };

@@ -1,0 +1,224 @@
+/**
+ * Group commit: new files made durable with as few waits on the disk as the platform
+ * allows. A durable write is: the data into a temporary file, the data synced, the file
+ * renamed to its name, the folder synced. Done one file at a time, each file waits for
+ * two disk flushes in turn. Here:
+ *
+ * - the data syncs of a batch (and of concurrent callers) run at once, on libuv's thread
+ *   pool, so the disk takes them in one or a few flushes (a journal commits them together);
+ * - the renames follow, in order, once every file's data is on disk, so a name never
+ *   leads to a file whose data a power loss could take;
+ * - the folder is synced once for everything renamed into it before the sync began, and
+ *   concurrent callers share that sync: a caller waits for the sync under way, if it began
+ *   after its renames, or for the next one, which starts as soon as that one ends.
+ *
+ * A caller alone pays what the naive order pays (one data sync, one folder sync); many
+ * callers at once share the flushes, as a broker's confirms do. The added latency is at
+ * most one folder sync (the one under way when a caller's renames are done).
+ */
+import * as fs from 'node:fs';
+import { sep } from 'node:path';
+import { newClaimToken } from '../format/names.js';
+import { errnoOf, ioError, retryStale, TEMP_PREFIX } from './fsx.js';
+
+/** A file written under a temporary name, still open for its sync. */
+export interface StagedFile {
+  fd: number;
+  tmp: string;
+  /** The folder it goes into, and its name there. */
+  dir: string;
+  name: string;
+}
+
+/**
+ * Writes data into a new temporary file in `dir` (never replacing anything), kept open:
+ * the first half of a durable write. On error nothing is left behind.
+ */
+export function stageFile(dir: string, name: string, data: string, groupShared: boolean): StagedFile {
+  const tmp = `${dir}${sep}${TEMP_PREFIX}${process.pid}-${newClaimToken()}`;
+  let fd: number;
+  try {
+    fd = retryStale(() => fs.openSync(tmp, 'wx', groupShared ? 0o666 : undefined));
+  } catch (err) {
+    throw ioError(err, 'write', dir + sep + name);
+  }
+  try {
+    if (groupShared) {
+      const mode = fs.fstatSync(fd).mode & 0o7777;
+      if ((mode & 0o060) !== 0o060) fs.fchmodSync(fd, mode | 0o060);
+    }
+    fs.writeFileSync(fd, data);
+  } catch (err) {
+    discard({ fd, tmp, dir, name });
+    throw ioError(err, 'write', dir + sep + name);
+  }
+  return { fd, tmp, dir, name };
+}
+
+/** Closes and removes a staged file that will not be committed. */
+export function discard(file: StagedFile): void {
+  try {
+    fs.closeSync(file.fd);
+  } catch {
+    // closed already
+  }
+  try {
+    fs.unlinkSync(file.tmp);
+  } catch {
+    // gone already; the error that matters is the caller's
+  }
+}
+
+/**
+ * Makes staged files durable under their names, in order: all data synced, then renamed
+ * one by one, then each folder synced (shared with concurrent callers). Returns when all
+ * of it is on disk. If a rename fails, the files before it stay committed (their folder
+ * is still synced), the rest are removed, and the error says which file failed.
+ */
+export async function commitFiles(files: readonly StagedFile[]): Promise<void> {
+  if (files.length === 0) return;
+  startThreadPool();
+  try {
+    await Promise.all(files.map((f) => dataSync(f)));
+  } catch (err) {
+    for (const f of files) discard(f);
+    throw err;
+  }
+  for (const f of files) fs.closeSync(f.fd);
+  const dirs = new Set<string>();
+  let failure: unknown;
+  let i = 0;
+  for (; i < files.length; i++) {
+    const f = files[i]!;
+    try {
+      retryStale(() => fs.renameSync(f.tmp, f.dir + sep + f.name));
+    } catch (err) {
+      failure = ioError(err, 'write', f.dir + sep + f.name);
+      break;
+    }
+    dirs.add(f.dir);
+  }
+  for (const f of files.slice(i)) unlinkQuietly(f.tmp);
+  await Promise.all([...dirs].map((d) => syncFolder(d)));
+
+  if (failure !== undefined) throw failure;
+}
+
+function dataSync(f: StagedFile): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.fdatasync(f.fd, (err) => (err === null ? resolve() : reject(ioError(err, 'sync', f.dir + sep + f.name))));
+  });
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    fs.unlinkSync(path);
+  } catch {
+    // gone already
+  }
+}
+
+/**
+ * Per folder, the sync under way and the one that will follow it. A folder is known by
+ * its device and inode, not its path: pinned folders are reached through descriptor
+ * paths (/proc/self/fd/N) that differ from call to call, and a path may lead to another
+ * folder once a queue is deleted and made again.
+ */
+const folders = new Map<string, FolderSync>();
+
+/** Syncs a folder, sharing the sync with concurrent callers (see the top of this file). */
+export function syncFolder(dir: string): Promise<void> {
+  let key: string;
+  try {
+    const st = fs.statSync(dir);
+    key = `${st.dev}:${st.ino}`;
+  } catch (err) {
+    return Promise.reject(ioError(err, 'sync folder', dir));
+  }
+  let f = folders.get(key);
+  if (f === undefined) folders.set(key, (f = new FolderSync(key)));
+  return f.sync(dir);
+}
+
+class FolderSync {
+  private busy = false;
+  /** The callers that came while a sync was under way: they share the next one. */
+  private next: { dir: string; promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | null = null;
+
+  constructor(private readonly key: string) {}
+
+  /**
+   * `dir`: the caller's path to the folder. It stays valid until the caller's promise
+   * settles (a pinned folder is held open that long), so a round syncs through the path
+   * of one of its own callers, never through that of a caller already gone.
+   */
+  sync(dir: string): Promise<void> {
+    if (!this.busy) {
+      this.busy = true;
+      return this.run(dir);
+    }
+    if (this.next === null) {
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      this.next = { dir, promise, resolve, reject };
+    }
+    return this.next.promise;
+  }
+
+  private async run(dir: string): Promise<void> {
+    try {
+      await fsyncFolderNow(dir);
+    } finally {
+      const waiting = this.next;
+      this.next = null;
+      if (waiting === null) {
+        this.busy = false;
+        folders.delete(this.key);
+      } else {
+        this.run(waiting.dir).then(waiting.resolve, waiting.reject);
+      }
+    }
+  }
+}
+
+/** One fsync of a folder, on the thread pool; a no-op where folders cannot be synced. */
+function fsyncFolderNow(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let fd: number;
+    try {
+      fd = fs.openSync(dir, 'r');
+    } catch (err) {
+      return reject(ioError(err, 'sync folder', dir));
+    }
+    fs.fsync(fd, (err) => {
+      fs.close(fd, () => {});
+      const code = err === null ? null : errnoOf(err);
+      if (code === null || code === 'EINVAL' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EISDIR') resolve();
+      else reject(ioError(err, 'sync folder', dir));
+    });
+  });
+}
+
+/** Threads in libuv's pool for the syncs, unless the program chose a number itself. */
+export const SYNC_THREADS = 64;
+let poolStarted = false;
+
+/**
+ * libuv reads UV_THREADPOOL_SIZE once, when its pool starts at the first task given to
+ * it; four threads (the default) let only four syncs wait on the disk at a time. So the
+ * size is set just before the first sync starts the pool, and taken out of the
+ * environment again at once, so that child processes (a worker's tasks) do not inherit
+ * it. Where something in the process used the pool before, it keeps the size it has.
+ */
+function startThreadPool(): void {
+  if (poolStarted) return;
+  poolStarted = true;
+  if (process.env.UV_THREADPOOL_SIZE !== undefined) return;
+  process.env.UV_THREADPOOL_SIZE = String(SYNC_THREADS);
+  try {
+    fs.access(sep, () => {}); // the pool starts here, synchronously, reading the size
+  } finally {
+    delete process.env.UV_THREADPOOL_SIZE;
+  }
+}

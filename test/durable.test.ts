@@ -1,0 +1,220 @@
+/**
+ * Durable writes (fsync on): the order of the file-system calls that makes a message
+ * survive a power loss, and the sharing of syncs between a batch's files and between
+ * concurrent callers (group commit). The calls are recorded by replacing node:fs's
+ * functions for the library; what is asserted is the order in which they happened.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Broker } from '../src/index.js';
+import { patchFs, tempDir } from './helpers.js';
+
+type Event =
+  | { op: 'open'; fd: number; path: string }
+  | { op: 'datasync-done'; path: string }
+  | { op: 'dirsync-start'; path: string; folder: string; id: number }
+  | { op: 'dirsync-done'; path: string; folder: string; id: number }
+  | { op: 'rename'; from: string; to: string; folder: string }
+  | { op: 'unlink'; path: string }
+  | { op: 'returned'; what: string };
+
+/** Records the calls that matter for durability until stop() is called. */
+function recordCalls() {
+  const events: Event[] = [];
+  const paths = new Map<number, string>();
+  let dirSyncs = 0;
+  const isDir = (path: string | undefined) => path !== undefined && fs.statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+  // A folder by its identity: pinned folders are reached through /proc/self/fd/N paths.
+  const folderOf = (st: fs.Stats) => `${st.dev}:${st.ino}`;
+  const restores = [
+    patchFs('openSync', (orig) => ((path: fs.PathLike, ...rest: unknown[]) => {
+      const fd = (orig as (...a: unknown[]) => number)(path, ...rest);
+      paths.set(fd, String(path));
+      events.push({ op: 'open', fd, path: String(path) });
+      return fd;
+    }) as typeof fs.openSync),
+    patchFs('fdatasync', (orig) => ((fd: number, cb: fs.NoParamCallback) =>
+      orig(fd, (err) => {
+        if (err === null) events.push({ op: 'datasync-done', path: paths.get(fd)! });
+        cb(err);
+      })) as typeof fs.fdatasync),
+    patchFs('fsync', (orig) => ((fd: number, cb: fs.NoParamCallback) => {
+      const path = paths.get(fd)!;
+      if (!isDir(path)) return orig(fd, cb);
+      const id = ++dirSyncs;
+      const folder = folderOf(fs.fstatSync(fd));
+      events.push({ op: 'dirsync-start', path, folder, id });
+      // A folder sync takes a while on a disk (not on tmpfs): callers arrive while it runs.
+      setTimeout(() =>
+        orig(fd, (err) => {
+          if (err === null) events.push({ op: 'dirsync-done', path, folder, id });
+          cb(err);
+        }), 20);
+    }) as typeof fs.fsync),
+    patchFs('fsyncSync', (orig) => ((fd: number) => {
+      const path = paths.get(fd)!;
+      orig(fd);
+      if (isDir(path)) {
+        const id = ++dirSyncs;
+        const folder = folderOf(fs.fstatSync(fd));
+        events.push({ op: 'dirsync-start', path, folder, id }, { op: 'dirsync-done', path, folder, id });
+      } else events.push({ op: 'datasync-done', path });
+    }) as typeof fs.fsyncSync),
+    patchFs('renameSync', (orig) => ((from: fs.PathLike, to: fs.PathLike) => {
+      orig(from, to);
+      events.push({ op: 'rename', from: String(from), to: String(to), folder: folderOf(fs.statSync(dirname(String(to)))) });
+    }) as typeof fs.renameSync),
+    patchFs('unlinkSync', (orig) => ((path: fs.PathLike) => {
+      orig(path);
+      events.push({ op: 'unlink', path: String(path) });
+    }) as typeof fs.unlinkSync),
+  ];
+  return {
+    events,
+    mark(what: string) {
+      events.push({ op: 'returned', what });
+    },
+    stop() {
+      for (const r of restores.reverse()) r();
+    },
+  };
+}
+
+/** Where a message named `name` became durable, checked against the events: the index of each step. */
+function assertDurable(events: Event[], name: string, returned: string) {
+  const rename = events.findIndex((e) => e.op === 'rename' && basename(e.to) === name);
+  assert.ok(rename >= 0, `${name} was renamed into place`);
+  const { from, to, folder } = events[rename] as Extract<Event, { op: 'rename' }>;
+  const synced = events.findIndex((e) => e.op === 'datasync-done' && e.path === from);
+  assert.ok(synced >= 0 && synced < rename, `${name}: its data was synced before the rename`);
+  const dir = dirname(to);
+  const end = events.findIndex((e) => e.op === 'returned' && e.what === returned);
+  assert.ok(end > rename, `${name}: the call returned after the rename`);
+  const dirSynced = events.some(
+    (e, i) =>
+      e.op === 'dirsync-done' &&
+      e.folder === folder &&
+      i < end &&
+      events.findIndex((s) => s.op === 'dirsync-start' && s.id === e.id) > rename,
+  );
+  assert.ok(dirSynced, `${name}: a sync of ${basename(dir)}/ that began after the rename ended before the call returned`);
+  return { rename, end };
+}
+
+/** The removal of a message file (the in-flight one a nack replaces), not of a temporary file. */
+const isMessageRemoved = (e: Event) => e.op === 'unlink' && basename(e.path).includes('.ddmq') && !basename(e.path).startsWith('.tmp-');
+
+async function setup(settings: Record<string, unknown> = {}) {
+  const root = join(tempDir(), 'root');
+  const broker = await Broker.open(root, { create: true, fsync: true });
+  await broker.createQueue('q', settings);
+  return { root, broker };
+}
+
+describe('durable writes (fsync on)', () => {
+  it('publish: the data synced, then the rename, then the folder synced, then it returns', async () => {
+    const { broker } = await setup();
+    const rec = recordCalls();
+    try {
+      const msg = await broker.publish('q', 'hello');
+      rec.mark('publish');
+      assertDurable(rec.events, msg.filename, 'publish');
+    } finally {
+      rec.stop();
+    }
+  });
+
+  it('publish with a delay: the same order into delayed/', async () => {
+    const { root, broker } = await setup();
+    const rec = recordCalls();
+    try {
+      await broker.publish('q', 'later', { delay: 60 });
+      rec.mark('publish');
+      const [name] = fs.readdirSync(join(root, 'q', 'delayed'));
+      assertDurable(rec.events, name!, 'publish');
+    } finally {
+      rec.stop();
+    }
+  });
+
+  it('publishMany: every file synced before any rename, one folder sync per group of 512, all before it returns', async () => {
+    const { root, broker } = await setup();
+    const rec = recordCalls();
+    try {
+      assert.equal(await broker.publishMany('q', Array.from({ length: 1000 }, (_, i) => i)), 1000);
+      rec.mark('publishMany');
+      const names = fs.readdirSync(join(root, 'q')).filter((n) => n.includes('.ddmq'));
+      assert.equal(names.length, 1000);
+      for (const name of names) assertDurable(rec.events, name, 'publishMany');
+      const renames = rec.events.flatMap((e, i) => (e.op === 'rename' ? [i] : []));
+      const syncs = rec.events.flatMap((e, i) => (e.op === 'datasync-done' ? [i] : []));
+      // Group commit: the first group's 512 data syncs all end before its first rename.
+      assert.ok(syncs[511]! < renames[0]!, 'the first 512 files are synced together, then renamed');
+      assert.equal(rec.events.filter((e) => e.op === 'dirsync-start').length, 2, 'the folder is synced once per group');
+    } finally {
+      rec.stop();
+    }
+  });
+
+  it('64 publishes at once share their folder syncs, each returning only after a sync that began after its rename', async () => {
+    const { broker } = await setup();
+    const rec = recordCalls();
+    try {
+      const msgs = await Promise.all(
+        Array.from({ length: 64 }, async (_, i) => {
+          const msg = await broker.publish('q', i);
+          rec.mark(`publish ${i}`);
+          return msg;
+        }),
+      );
+      msgs.forEach((msg, i) => assertDurable(rec.events, msg.filename, `publish ${i}`));
+      const dirSyncs = rec.events.filter((e) => e.op === 'dirsync-start').length;
+      assert.ok(dirSyncs <= 8, `64 publishes shared ${dirSyncs} folder syncs`);
+    } finally {
+      rec.stop();
+    }
+  });
+
+  it('nack: the requeued file is on disk (synced, renamed, folder synced) before the in-flight file is removed', async () => {
+    for (const retry_delay of [0, 30]) {
+      const { root, broker } = await setup({ retry_delay });
+      await broker.publish('q', 'x');
+      const [msg] = await broker.consume('q');
+      const rec = recordCalls();
+      try {
+        await broker.nack(msg!);
+        rec.mark('nack');
+        const folder = retry_delay > 0 ? join(root, 'q', 'delayed') : join(root, 'q');
+        const [name] = fs.readdirSync(folder).filter((n) => n.includes('.ddmq'));
+        const { end } = assertDurable(rec.events, name!, 'nack');
+        const removed = rec.events.findIndex(isMessageRemoved);
+        const dirSyncDone = rec.events.findLastIndex((e, i) => e.op === 'dirsync-done' && i < end);
+        assert.ok(removed > dirSyncDone && removed < end, `retry_delay ${retry_delay}: the old file goes after the new one is durable`);
+      } finally {
+        rec.stop();
+      }
+    }
+  });
+
+  it('dead-lettering: the dead letter is on disk before the in-flight file is removed', async () => {
+    const { root, broker } = await setup({ requeue_limit: 0, dead_letter: 'dlq' });
+    await broker.createQueue('dlq');
+    await broker.publish('q', 'x');
+    const [msg] = await broker.consume('q');
+    const rec = recordCalls();
+    try {
+      const result = await broker.nack(msg!, { error: 'boom' });
+      rec.mark('nack');
+      assert.equal(result.action, 'dead-lettered');
+      const [name] = fs.readdirSync(join(root, 'dlq')).filter((n) => n.includes('.ddmq'));
+      const { end } = assertDurable(rec.events, name!, 'nack');
+      const removed = rec.events.findIndex(isMessageRemoved);
+      const dirSyncDone = rec.events.findLastIndex((e, i) => e.op === 'dirsync-done' && i < end);
+      assert.ok(removed > dirSyncDone && removed < end, 'the in-flight file goes after the dead letter is durable');
+    } finally {
+      rec.stop();
+    }
+  });
+});
