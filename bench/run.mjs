@@ -37,7 +37,8 @@ if (opts.help) {
   --fs      file systems: tmpfs (/dev/shm), ext4 (a journaled ext4 image on a loop device; root only),
             disk (this machine's root disk, in /var/tmp)   [default: tmpfs,ext4 as root, else tmpfs]
   --only    workloads: 1 original 5k, 2 100k, 3 depth, 4 processes, 5 producers+consumers latency,
-            6 CLI, 7 fsync, 8 sshfs, mem (memory of a deep drain), h (W1 with task records vs without)   [default: all]
+            6 CLI, 7 fsync, d durable publishing (W9-W11), 8 sshfs, mem (memory of a deep drain),
+            h (W1 with task records vs without)   [default: all]
   --runs    runs per figure, at least 5 [5]
   --w1-size messages of workload 1 [5000] (the README's peer comparison uses 50000 on the root disk)`);
   process.exit(0);
@@ -56,7 +57,7 @@ const SIZE = {
   w7: Q ? 300 : 1000,
   w8: Q ? 300 : 1000,
 };
-const only = new Set((opts.only ?? '1,h,2,3,4,5,6,7,8,mem').split(','));
+const only = new Set((opts.only ?? '1,h,2,3,4,5,6,7,d,8,mem').split(','));
 const fsNames = (opts.fs ?? (Q || !isRoot ? 'tmpfs' : 'tmpfs,ext4')).split(',');
 const say = (text) => process.stderr.write(`${text}\n`);
 const now = () => performance.now();
@@ -200,6 +201,42 @@ async function publishThenConsume(base, count, { fsync = false } = {}) {
       return rate;
     },
   );
+}
+
+/**
+ * W9-W11, durable publishing (fsync on), each run in a process of its own (durable.mjs)
+ * with UV_THREADPOOL_SIZE=64, as the ddmq command runs. W9 (publishMany) and W10 (64
+ * publish calls in flight) against the floor's publishing without fsync; W11 (one awaited
+ * publish at a time) against a floor that does the same syncs naively, one file after
+ * the other. The runs of each round go in a turned order.
+ */
+async function durable(base, results, fsLabel) {
+  const many = Q ? 1000 : 5000;
+  const one = Q ? 200 : 500;
+  const runOnce = (mode, count) => {
+    const root = fresh(base);
+    const r = spawnSync(process.execPath, [join(HERE, 'durable.mjs'), mode, root, String(count)], {
+      encoding: 'utf8',
+      env: { ...process.env, UV_THREADPOOL_SIZE: '64' },
+    });
+    rm(root);
+    if (r.status !== 0) throw new Error(`durable.mjs ${mode}: ${r.stderr}`);
+    return (count / JSON.parse(r.stdout).ms) * 1000;
+  };
+  const modes = [['floor', many], ['many', many], ['concurrent', many], ['floor-durable', one], ['one', one]];
+  const rates = Object.fromEntries(modes.map(([m]) => [m, []]));
+  for (let r = 0; r < RUNS; r++) {
+    const order = r % 2 === 0 ? modes : [...modes].reverse();
+    for (const [mode, count] of order) rates[mode].push(runOnce(mode, count));
+  }
+  const m = Object.fromEntries(modes.map(([mode]) => [mode, median(rates[mode])]));
+  const row = (name, mode, floor, target, floorName) => {
+    say(`  ${name}: ${round(m[mode])} msg/s, ${floorName} ${round(m[floor])} msg/s, ratio ${round(m[mode] / m[floor], 3)} (target ${target})`);
+    results.push({ name, fs: fsLabel, msgs_per_s: round(m[mode]), floor_msgs_per_s: round(m[floor]), ratio: round(m[mode] / m[floor], 3), target, floor: floorName, runs: RUNS });
+  };
+  row(`W9 durable publishMany ${many}`, 'many', 'floor', '>= 0.3 x floor without fsync', 'floor without fsync');
+  row(`W10 durable publish, 64 in flight, ${many}`, 'concurrent', 'floor', '>= 0.2 x floor without fsync', 'floor without fsync');
+  row(`W11 durable publish, one at a time, ${one}`, 'one', 'floor-durable', '>= 1.0 x naive durable floor', 'naive durable floor');
 }
 
 async function depth(base, results, fsLabel) {
@@ -469,6 +506,7 @@ for (const name of fsNames) {
     if (only.has('4')) await processes(target.base, results, target.label);
     if (only.has('5')) await liveLatency(target.base, results, target.label);
     if (only.has('7')) results.push({ name: `W7 fsync on: publish ${SIZE.w7}, then consume+ack`, fs: target.label, ...(await publishThenConsume(target.base, SIZE.w7, { fsync: true })) });
+    if (only.has('d')) await durable(target.base, results, target.label);
   } finally {
     target.down();
   }
