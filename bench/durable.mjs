@@ -12,6 +12,8 @@ import { floorPublish, floorQueue } from './floor.mjs';
 const [mode, root, countArg] = process.argv.slice(2);
 const count = Number(countArg);
 let run;
+/** Each publish call's time from call to return, in ms (one and concurrent). */
+const latencies = [];
 if (mode === 'floor' || mode === 'floor-durable') {
   const dir = floorQueue(root);
   run = async () => floorPublish(dir, count, { fsync: mode === 'floor-durable' });
@@ -21,12 +23,20 @@ if (mode === 'floor' || mode === 'floor-durable') {
   const bodies = Array.from({ length: count }, (_, i) => `task-${i}`);
   if (mode === 'many') run = () => broker.publishMany('q', bodies);
   else if (mode === 'one') run = async () => {
-    for (const b of bodies) await broker.publish('q', b);
+    for (const b of bodies) {
+      const t = performance.now();
+      await broker.publish('q', b);
+      latencies.push(performance.now() - t);
+    }
   };
   else if (mode === 'concurrent') run = async () => {
     let next = 0;
     const producer = async () => {
-      while (next < count) await broker.publish('q', bodies[next++]);
+      while (next < count) {
+        const t = performance.now();
+        await broker.publish('q', bodies[next++]);
+        latencies.push(performance.now() - t);
+      }
     };
     await Promise.all(Array.from({ length: 64 }, producer));
   };
@@ -34,4 +44,7 @@ if (mode === 'floor' || mode === 'floor-durable') {
 }
 const t = performance.now();
 await run();
-process.stdout.write(`${JSON.stringify({ ms: performance.now() - t })}\n`);
+const ms = performance.now() - t;
+latencies.sort((a, b) => a - b);
+const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? null;
+process.stdout.write(`${JSON.stringify({ ms, p50_ms: at(0.5), p99_ms: at(0.99) })}\n`);

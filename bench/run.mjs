@@ -221,18 +221,22 @@ async function durable(base, results, fsLabel) {
     });
     rm(root);
     if (r.status !== 0) throw new Error(`durable.mjs ${mode}: ${r.stderr}`);
-    return (count / JSON.parse(r.stdout).ms) * 1000;
+    const out = JSON.parse(r.stdout);
+    if (out.p50_ms !== null) lat[mode].push(out);
+    return (count / out.ms) * 1000;
   };
   const modes = [['floor', many], ['many', many], ['concurrent', many], ['floor-durable', one], ['one', one]];
   const rates = Object.fromEntries(modes.map(([m]) => [m, []]));
+  const lat = Object.fromEntries(modes.map(([m]) => [m, []]));
   for (let r = 0; r < RUNS; r++) {
     const order = r % 2 === 0 ? modes : [...modes].reverse();
     for (const [mode, count] of order) rates[mode].push(runOnce(mode, count));
   }
   const m = Object.fromEntries(modes.map(([mode]) => [mode, median(rates[mode])]));
   const row = (name, mode, floor, target, floorName) => {
-    say(`  ${name}: ${round(m[mode])} msg/s, ${floorName} ${round(m[floor])} msg/s, ratio ${round(m[mode] / m[floor], 3)} (target ${target})`);
-    results.push({ name, fs: fsLabel, msgs_per_s: round(m[mode]), floor_msgs_per_s: round(m[floor]), ratio: round(m[mode] / m[floor], 3), target, floor: floorName, runs: RUNS });
+    const latency = lat[mode].length === 0 ? {} : { latency_p50_ms: round(median(lat[mode].map((x) => x.p50_ms)), 2), latency_p99_ms: round(median(lat[mode].map((x) => x.p99_ms)), 2) };
+    say(`  ${name}: ${round(m[mode])} msg/s, ${floorName} ${round(m[floor])} msg/s, ratio ${round(m[mode] / m[floor], 3)} (target ${target})${latency.latency_p50_ms === undefined ? '' : `; a call takes p50 ${latency.latency_p50_ms} ms, p99 ${latency.latency_p99_ms} ms`}`);
+    results.push({ name, fs: fsLabel, msgs_per_s: round(m[mode]), floor_msgs_per_s: round(m[floor]), ratio: round(m[mode] / m[floor], 3), target, floor: floorName, runs: RUNS, ...latency });
   };
   row(`W9 durable publishMany ${many}`, 'many', 'floor', '>= 0.3 x floor without fsync', 'floor without fsync');
   row(`W10 durable publish, 64 in flight, ${many}`, 'concurrent', 'floor', '>= 0.2 x floor without fsync', 'floor without fsync');

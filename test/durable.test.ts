@@ -5,11 +5,12 @@
  * functions for the library; what is asserted is the order in which they happened.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker } from '../src/index.js';
-import { patchFs, tempDir } from './helpers.js';
+import { CLI, patchFs, tempDir } from './helpers.js';
 
 type Event =
   | { op: 'open'; fd: number; path: string }
@@ -216,5 +217,52 @@ describe('durable writes (fsync on)', () => {
     } finally {
       rec.stop();
     }
+  });
+});
+
+const hasStrace = spawnSync('strace', ['-V']).status === 0;
+
+describe('durable writes by the command (traced with strace)', () => {
+  // CI installs strace (.ci/run); elsewhere the test is skipped when it is missing.
+  it('ddmq publish --file with fsync: each file synced before its rename, the folder after, by more than 4 threads at once', { skip: !hasStrace && process.env.CI !== 'true' && 'strace is not installed' }, async () => {
+    const dir = tempDir();
+    const root = join(dir, 'root');
+    const broker = await Broker.open(root, { create: true });
+    await broker.createQueue('q', { fsync: true });
+    broker.close();
+    const lines = join(dir, 'lines.txt');
+    fs.writeFileSync(lines, Array.from({ length: 600 }, (_, i) => `task ${i}`).join('\n') + '\n');
+    const log = join(dir, 'strace.log');
+    const r = spawnSync('strace', ['-f', '-y', '-qq', '-e', 'trace=fdatasync,fsync,rename,renameat,renameat2', '-o', log, process.execPath, CLI, 'publish', root, 'q', '--file', lines], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'published 600 messages to q\n');
+    // Lines are "TID call(args) = result", or split in "<unfinished ...>" and "<... call resumed>".
+    const synced = new Map<string, number>(); // temporary file -> line where its data sync ended
+    const pending = new Map<string, string>(); // thread -> file whose sync it started
+    const renamed: { from: string; at: number }[] = [];
+    const folderSyncs: number[] = [];
+    const syncThreads = new Set<string>();
+    fs.readFileSync(log, 'utf8').split('\n').forEach((line, at) => {
+      const tid = line.split(/\s+/)[0]!;
+      let m = /fdatasync\(\d+<([^>]+)>(.*)/.exec(line);
+      if (m !== null) {
+        syncThreads.add(tid);
+        if (m[2]!.includes('unfinished')) pending.set(tid, m[1]!);
+        else if (/= 0$/.test(m[2]!)) synced.set(m[1]!, at);
+        return;
+      }
+      if (/<\.\.\. fdatasync resumed>.*= 0$/.test(line)) {
+        synced.set(pending.get(tid)!, at);
+        return;
+      }
+      m = /rename(?:at2?)?\(.*?"([^"]+)",.*?"([^"]+)".*= 0$/.exec(line);
+      if (m !== null && basename(m[1]!).startsWith('.tmp-')) renamed.push({ from: m[1]!, at });
+      if (/^\d+\s+(<\.\.\. )?fsync/.test(line) && (line.includes(`<${join(root, 'q')}>`) || line.includes('fsync resumed'))) folderSyncs.push(at);
+    });
+    assert.equal(renamed.length, 600, 'every message renamed into place');
+    for (const { from, at } of renamed) assert.ok((synced.get(from) ?? Infinity) < at, `${basename(from)}: synced before its rename (${synced.get(from)} < ${at}) ${fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(basename(from))).join(' / ')}`);
+    const lastRename = Math.max(...renamed.map((x) => x.at));
+    assert.ok(folderSyncs.some((at) => at > lastRename), 'the queue folder synced after the last rename');
+    assert.ok(syncThreads.size > 4, `data syncs ran on ${syncThreads.size} threads (libuv's default pool has 4)`);
   });
 });
