@@ -77,7 +77,7 @@ export function discard(file: StagedFile): void {
  */
 export async function commitFiles(files: readonly StagedFile[]): Promise<void> {
   if (files.length === 0) return;
-  startThreadPool();
+  if (files.length > 4) startThreadPool();
   try {
     await Promise.all(files.map((f) => dataSync(f)));
   } catch (err) {
@@ -207,9 +207,14 @@ let poolStarted = false;
 /**
  * libuv reads UV_THREADPOOL_SIZE once, when its pool starts at the first task given to
  * it; four threads (the default) let only four syncs wait on the disk at a time. So the
- * size is set just before the first sync starts the pool, and taken out of the
+ * size is set just before a first batch of syncs starts the pool, and taken out of the
  * environment again at once, so that child processes (a worker's tasks) do not inherit
- * it. Where something in the process used the pool before, it keeps the size it has.
+ * it. Starting 64 threads takes a few to 20 ms, so a process that syncs a file at a time
+ * does not: its first async call starts the usual 4.
+ *
+ * It works only where nothing used the pool before: in a CommonJS program (the ddmq
+ * command is one), not in an ES module program, whose loading starts the pool. There
+ * the size must come from the environment (the README says so).
  */
 function startThreadPool(): void {
   if (poolStarted) return;
