@@ -22,6 +22,7 @@ const lines = createInterface({ input: process.stdin });
 await new Promise((resolve) => lines.once('line', resolve));
 lines.close();
 const started = now();
+const cpuAtGo = process.cpuUsage();
 const out = { started };
 
 if (mode === 'drain') {
@@ -83,5 +84,8 @@ if (mode === 'drain') {
   throw new Error(`unknown mode ${mode}`);
 }
 out.ended = now();
+// CPU time (user + system, all threads, the JIT's included) spent since "go", in ms.
+const cpu = process.cpuUsage(cpuAtGo);
+out.cpuMs = (cpu.user + cpu.system) / 1000;
 out.maxRssMiB = process.resourceUsage().maxRSS / 1024;
 process.stdout.write(`${JSON.stringify(out)}\n`);
