@@ -27,6 +27,7 @@ const { values: opts } = parseArgs({
     only: { type: 'string' },
     runs: { type: 'string' },
     'w1-size': { type: 'string' },
+    'w5-size': { type: 'string' },
     out: { type: 'string', default: join(HERE, 'results', 'latest.json') },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -40,7 +41,8 @@ if (opts.help) {
             6 CLI, 7 fsync, d durable publishing (W9-W11), 8 sshfs, mem (memory of a deep drain),
             h (W1 with task records vs without)   [default: all]
   --runs    runs per figure, at least 5 [5]
-  --w1-size messages of workload 1 [5000] (the README's peer comparison uses 50000 on the root disk)`);
+  --w1-size messages of workload 1 [5000] (the README's peer comparison uses 50000 on the root disk)
+  --w5-size messages of workload 5 [20000, quick 4000] (at 4000 the JIT's warm-up is much of what W5 measures)`);
   process.exit(0);
 }
 
@@ -53,7 +55,7 @@ const SIZE = {
   shallow: 2000,
   deep: Q ? 20_000 : 200_000,
   w4: Q ? 4000 : 20_000,
-  w5: Q ? 4000 : 20_000,
+  w5: Number(opts['w5-size'] ?? (Q ? 4000 : 20_000)),
   w7: Q ? 300 : 1000,
   w8: Q ? 300 : 1000,
 };
@@ -394,6 +396,9 @@ async function processes(base, results, fsLabel) {
 
 async function liveLatency(base, results, fsLabel) {
   const lat = { ddmq: [], floor: [] };
+  // CPU time of the four processes a message: on 2 cores the four compete for the CPU, so
+  // the rate follows it; and it moves much less than the rate on a shared, noisy machine.
+  const cpu = { ddmq: [], floor: [] };
   const run = async (impl) => {
     const root = fresh(base);
     if (impl === 'ddmq') await ddmqBroker(root);
@@ -411,6 +416,7 @@ async function liveLatency(base, results, fsLabel) {
     const latencies = outs.flatMap((o) => o.latencies);
     if (latencies.length !== SIZE.w5) throw new Error(`${impl}: consumed ${latencies.length} of ${SIZE.w5}`);
     lat[impl].push({ p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) });
+    cpu[impl].push(([...await Promise.all(producers.map((c) => c.done)), ...outs].reduce((a, o) => a + o.cpuMs, 0) * 1000) / SIZE.w5);
     rm(root);
     return (SIZE.w5 / (Math.max(...outs.map((o) => o.ended)) - t)) * 1000;
   };
@@ -424,8 +430,12 @@ async function liveLatency(base, results, fsLabel) {
     latency_p99_ms: p('ddmq', 'p99'),
     floor_latency_p50_ms: p('floor', 'p50'),
     floor_latency_p99_ms: p('floor', 'p99'),
+    cpu_us_per_msg: round(median(cpu.ddmq), 1),
+    floor_cpu_us_per_msg: round(median(cpu.floor), 1),
+    floor_cpu_over_ddmq: round(median(cpu.floor) / median(cpu.ddmq), 3),
   });
   say(`    latency p50 ${p('ddmq', 'p50')} ms, p99 ${p('ddmq', 'p99')} ms (floor ${p('floor', 'p50')} / ${p('floor', 'p99')} ms)`);
+  say(`    CPU a message, 4 processes: ${round(median(cpu.ddmq), 1)} us (floor ${round(median(cpu.floor), 1)} us, floor/ddmq ${round(median(cpu.floor) / median(cpu.ddmq), 2)})`);
 }
 
 async function memory(root, results, fsLabel) {
@@ -559,7 +569,7 @@ for (const w of workloads) {
   if (w.deep_over_shallow !== undefined) notes.push(`deep/shallow ${w.deep_over_shallow} (floor ${w.floor_deep_over_shallow}); next 2000: ${w.steady_deep_over_shallow} (floor ${w.floor_steady_deep_over_shallow})`);
   if (w.over_one_process !== undefined) notes.push(`x1 proc ${w.over_one_process}; lost ${round(w.lost_claims_share * 100, 1)}%`);
   if (w.without_history) notes.push('floor column: the same W1 with history: false');
-  if (w.latency_p50_ms !== undefined) notes.push(`p50 ${w.latency_p50_ms} ms, p99 ${w.latency_p99_ms} ms`);
+  if (w.latency_p50_ms !== undefined) notes.push(`p50 ${w.latency_p50_ms} ms, p99 ${w.latency_p99_ms} ms; CPU/msg ${w.cpu_us_per_msg} us (floor ${w.floor_cpu_us_per_msg}, floor/ddmq ${w.floor_cpu_over_ddmq})`);
   if (w.times_bare_start !== undefined) notes.push(`${w.ms} ms = ${w.times_bare_start} x node start`);
   rows.push([w.name, w.fs ?? '', w.ms !== undefined ? `${w.ms} ms` : `${w.msgs_per_s}/s`, w.floor_ms !== undefined ? `${w.floor_ms} ms` : `${w.floor_msgs_per_s}/s`, String(w.ratio), notes.join('; ')]);
 }
