@@ -526,7 +526,14 @@ for (const name of fsNames) {
   }
 }
 let cliResults = [];
-if (only.has('6')) cliResults = await cli(fs.mkdtempSync(join(os.tmpdir(), 'ddmq-bench-cli-')));
+if (only.has('6')) {
+  const base = fs.mkdtempSync(join(os.tmpdir(), 'ddmq-bench-cli-'));
+  try {
+    cliResults = await cli(base);
+  } finally {
+    rm(base);
+  }
+}
 if (only.has('8')) {
   const rig = sshfsUp();
   if (rig.skipped) {
