@@ -7,8 +7,8 @@
  * node_modules): a hot command never needs them, and compiling them would cost each call.
  * Identifiers are kept, so that the stack traces of `-d` still name our functions.
  *
- * Next to it, ddmq.inputs.json lists the sources bundled with their SHA-256, so that a
- * test can tell a stale bundle from a current one (test/cli-bundle.test.ts).
+ * Next to it, ddmq.inputs.json lists the sources bundled, and this script, with their
+ * SHA-256, so that a test can tell a stale bundle from a current one (test/cli-bundle.test.ts).
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -36,7 +36,7 @@ const result = await build({
 fs.chmodSync(OUT, 0o755);
 
 const inputs = Object.fromEntries(
-  Object.keys(result.metafile.inputs)
+  [...Object.keys(result.metafile.inputs), 'scripts/bundle-cli.mjs']
     .sort()
     .map((path) => [path, createHash('sha256').update(fs.readFileSync(join(REPO, path))).digest('hex')]),
 );
