@@ -17,7 +17,7 @@ import { Broker } from '../dist/index.js';
 import { floorConsume, floorPublish, floorQueue } from './floor.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const CLI = join(HERE, '..', 'dist', 'cli', 'main.js');
+const CLI = join(HERE, '..', 'dist', 'cli', 'ddmq.cjs'); // package.json's bin
 const CHILD = join(HERE, 'child.mjs');
 
 const { values: opts } = parseArgs({
@@ -474,8 +474,8 @@ async function cli(base) {
   const m = { bare: median(bare), publish: median(pub), consume: median(con) };
   say(`  CLI: node -e "" ${round(m.bare, 1)} ms, ddmq publish ${round(m.publish, 1)} ms (${round(m.publish / m.bare, 2)}x), consume ${round(m.consume, 1)} ms (${round(m.consume / m.bare, 2)}x)`);
   return [
-    { name: 'W6 CLI: one ddmq publish', ms: round(m.publish, 1), floor_ms: round(m.bare, 1), times_bare_start: round(m.publish / m.bare, 2), msgs_per_s: round(1000 / m.publish, 1), floor_msgs_per_s: round(1000 / m.bare, 1), ratio: round(m.bare / m.publish, 3), target: '<= 2 x node -e ""' },
-    { name: 'W6 CLI: one ddmq consume', ms: round(m.consume, 1), floor_ms: round(m.bare, 1), times_bare_start: round(m.consume / m.bare, 2), msgs_per_s: round(1000 / m.consume, 1), floor_msgs_per_s: round(1000 / m.bare, 1), ratio: round(m.bare / m.consume, 3), target: '<= 2 x node -e ""' },
+    { name: 'W6 CLI: one ddmq publish', ms: round(m.publish, 1), floor_ms: round(m.bare, 1), times_bare_start: round(m.publish / m.bare, 2), msgs_per_s: round(1000 / m.publish, 1), floor_msgs_per_s: round(1000 / m.bare, 1), ratio: round(m.bare / m.publish, 3), target: '<= 1.4 x node -e ""' },
+    { name: 'W6 CLI: one ddmq consume', ms: round(m.consume, 1), floor_ms: round(m.bare, 1), times_bare_start: round(m.consume / m.bare, 2), msgs_per_s: round(1000 / m.consume, 1), floor_msgs_per_s: round(1000 / m.bare, 1), ratio: round(m.bare / m.consume, 3), target: '<= 1.4 x node -e ""' },
   ];
 }
 

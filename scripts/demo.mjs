@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Broker } from '../dist/index.js';
 
 const root = resolve(process.argv[2] ?? 'ddmq-data');
-const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const cli = fileURLToPath(new URL('../dist/cli/ddmq.cjs', import.meta.url));
 const say = (text) => console.log(`\n\x1b[1m${text}\x1b[0m`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

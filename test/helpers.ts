@@ -8,7 +8,8 @@ import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
-export const CLI = join(REPO, 'dist', 'cli', 'main.js');
+/** The command as users get it: package.json's bin, the bundle of scripts/bundle-cli.mjs. */
+export const CLI = join(REPO, 'dist', 'cli', 'ddmq.cjs');
 export const DIST = join(REPO, 'dist', 'index.js');
 
 /** A fresh folder for one test, removed when the file's tests end. */

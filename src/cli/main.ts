@@ -1,149 +1,11 @@
 #!/usr/bin/env node
 /**
- * The `ddmq` command: builds a commander program from the command descriptions, runs
- * the one asked for, and turns errors into a message on stderr and an exit code.
+ * The `ddmq` command. Scripts that call it once per message pay its start each time, so
+ * publish and consume go first to a small parser of their own (hot.ts); every other line,
+ * and any of theirs it does not take, to the commander program (program.ts), which is
+ * loaded only then. Both turn errors into a message on stderr and an exit code.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DdmqError } from '../format/errors.js';
-import { VERSION } from '../version.js';
-import { COMMANDS } from './commands/index.js';
-import { type CommandSpec, EXIT, exitCodeOf, type Input, parseIntArg, type RunContext } from './spec.js';
-
-const EXIT_HELP = `
-Exit codes:
-  0  success
-  1  internal error (a bug in ddmq; run again with -d for the stack trace)
-  2  bad arguments or input, missing root or queue, invalid names or settings
-  3  consume: no message in the queue
-  4  the file system refused (permission, disk full, read-only, ...)
-  5  ack/nack/del_msg: a message is not in flight (lease lost) or not found
-  6  work: one or more tasks failed (their messages were nacked)
-  7  a command over several queues handled some and failed for others (each named on stderr)
-  129, 130, 143  work: stopped by SIGHUP, SIGINT or SIGTERM (running tasks got the grace
-                 period, then were ended and their messages released)
-  129, 131, 143  top: stopped by SIGHUP, SIGQUIT or SIGTERM (q, Ctrl-C and SIGINT: 0)
-
-Examples:
-  ddmq create -f /tmp/ddmq tasks
-  ddmq publish /tmp/ddmq tasks "Hello World!"
-  ddmq consume /tmp/ddmq tasks            # prints the message as JSON
-  ddmq ack /tmp/ddmq tasks FILENAME       # FILENAME as consume printed it
-  ddmq view /tmp/ddmq`;
-
-export async function main(argv: string[], ctx: RunContext): Promise<number> {
-  let exitCode: number = EXIT.OK;
-  let debug = false;
-  const program = new Command('ddmq')
-    .description('Dead Drop Messaging Queue: a serverless, file-based message queue')
-    .usage('<command> [options] <root> ...')
-    .version(`ddmq version ${VERSION}`, '-v, --version', 'print the version')
-    .enablePositionalOptions()
-    .showHelpAfterError('(run with -h for help)')
-    .addHelpText('after', EXIT_HELP)
-    .configureOutput({ writeOut: (s) => ctx.out(s.trimEnd()), writeErr: (s) => ctx.err(s.trimEnd()) })
-    .exitOverride();
-
-  for (const spec of COMMANDS) {
-    const cmd = program.command(spec.name).description(spec.summary).exitOverride();
-    cmd.configureOutput({ writeOut: (s) => ctx.out(s.trimEnd()), writeErr: (s) => ctx.err(s.trimEnd()) });
-    cmd.showHelpAfterError(`(run "ddmq ${spec.name} -h" for help)`);
-    if (spec.help) cmd.addHelpText('after', `\n${spec.help}`);
-    for (const arg of spec.args) {
-      const name = arg.variadic ? `${arg.key}...` : arg.key;
-      cmd.argument(arg.required ? `<${name}>` : `[${name}]`, arg.description);
-    }
-    for (const o of spec.options) addOption(cmd, o.flags, o.description, o.type, o.choices, o.default);
-    for (const o of spec.options) {
-      if (o.hiddenAlias) addOption(cmd, o.hiddenAlias + (o.type === 'int' ? ' <n>' : ''), o.description, o.type, undefined, undefined, o.key, true);
-    }
-    cmd.action(async (...params: unknown[]) => {
-      const input = toInput(spec, params, cmd.opts());
-      debug = Boolean(input.d);
-      exitCode = await spec.run(input, ctx);
-    });
-  }
-
-  try {
-    if (argv.length === 0) {
-      program.outputHelp({ error: true });
-      return EXIT.USAGE;
-    }
-    await program.parseAsync(argv, { from: 'user' });
-    return exitCode;
-  } catch (err) {
-    return report(err, ctx, debug || argv.includes('-d'));
-  }
-}
-
-function addOption(
-  cmd: Command,
-  flags: string,
-  description: string,
-  type: string,
-  choices: readonly string[] | undefined,
-  fallback: unknown,
-  attribute?: string,
-  hidden = false,
-): void {
-  const option = new Option(flags, description);
-  if (type === 'int') {
-    option.argParser((value: string) => {
-      try {
-        return parseIntArg(value, option.long ?? option.short ?? 'value');
-      } catch (err) {
-        throw new InvalidArgumentError((err as Error).message);
-      }
-    });
-  }
-  if (choices) option.choices(choices);
-  if (fallback !== undefined) option.default(fallback);
-  if (attribute) option.attributeName = () => attribute;
-  if (hidden) option.hideHelp();
-  cmd.addOption(option);
-}
-
-/** Commander's action parameters and options, as one object keyed by the spec's keys. */
-function toInput(spec: CommandSpec, params: unknown[], opts: Record<string, unknown>): Input {
-  const input: Input = {};
-  spec.args.forEach((arg, i) => {
-    if (params[i] !== undefined) input[arg.key] = params[i];
-  });
-  for (const o of spec.options) {
-    if (o.flags.includes('--no-')) continue; // set below
-    const attr = attributeOf(o.flags);
-    const value = opts[attr] ?? opts[o.key];
-    if (value !== undefined) input[o.key] = value;
-  }
-  // commander's --no-requeue sets "requeue" to false; of -r and --no-requeue the last one wins.
-  if (opts.requeue === false) input.requeue = false;
-  return input;
-}
-
-/** The attribute commander stores a flag's value under: "--requeue_limit <n>" → requeue_limit. */
-function attributeOf(flags: string): string {
-  const long = /--([\w-]+)/.exec(flags)?.[1];
-  if (long === undefined) return /-(\w)/.exec(flags)![1]!;
-  const name = long.startsWith('no-') ? long.slice(3) : long;
-  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-function report(err: unknown, ctx: RunContext, debug: boolean): number {
-  if (err instanceof CommanderError) {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
-      return EXIT.OK;
-    }
-    return EXIT.USAGE; // commander has printed what was wrong
-  }
-  if (err instanceof DdmqError) {
-    ctx.err(`ddmq: error: ${err.message}`);
-    if (debug && err.cause instanceof Error && err.cause.stack) ctx.err(err.cause.stack);
-    return exitCodeOf(err);
-  }
-  ctx.err(`ddmq: internal error: ${(err as Error)?.message ?? String(err)}`);
-  if (debug && err instanceof Error && err.stack) ctx.err(err.stack);
-  else ctx.err('ddmq: run again with -d to see where it happened, and please report it');
-  return EXIT.INTERNAL;
-}
+import type { RunContext } from './spec.js';
 
 const ctx: RunContext = {
   out: (text) => process.stdout.write(`${text}\n`),
@@ -156,6 +18,16 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-main(process.argv.slice(2), ctx).then((code) => {
+async function run(argv: string[]): Promise<number> {
+  if (argv[0] === 'publish' || argv[0] === 'consume') {
+    const { runHot } = await import('./hot.js');
+    const code = await runHot(argv, ctx);
+    if (code !== undefined) return code;
+  }
+  const { main } = await import('./program.js');
+  return main(argv, ctx);
+}
+
+run(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

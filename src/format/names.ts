@@ -8,8 +8,8 @@
  * the rest a fraction" (the original tool writes str(time.time()) without its dot, of
  * varying length), then id. It is exact for digit strings of any length.
  */
-import { randomUUID } from 'node:crypto';
 import { DdmqError } from './errors.js';
+import { randomBytes } from './random.js';
 
 export const MAX_QUEUE_NAME_LENGTH = 200;
 const QUEUE_NAME_RE = /^[A-Za-z0-9_-]+$/;
@@ -181,15 +181,17 @@ export function checkMessageFileName(name: unknown, allowed: readonly MessageNam
   );
 }
 
-/** A new message id: 32 lowercase hex digits (a random UUID without dashes). */
+/** A new message id: 32 lowercase hex digits (a random version-4 UUID without dashes, as uuid4().hex). */
 export function newMessageId(): string {
-  const u = randomUUID(); // 8-4-4-4-12
-  return u.slice(0, 8) + u.slice(9, 13) + u.slice(14, 18) + u.slice(19, 23) + u.slice(24);
+  const b = randomBytes(16);
+  b[6] = (b[6]! & 0x0f) | 0x40; // version 4
+  b[8] = (b[8]! & 0x3f) | 0x80; // variant 10
+  return b.toString('hex');
 }
 
 /** A new claim token: 12 lowercase hex digits, so that no other claimer picks the same name. */
 export function newClaimToken(): string {
-  return randomUUID().slice(24);
+  return randomBytes(6).toString('hex');
 }
 
 /** Quotes a value for an error message, cutting it short and showing control characters. */
