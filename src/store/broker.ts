@@ -35,6 +35,7 @@ import {
   unlinkIfExists,
   writeFileAtomic,
 } from './fsx.js';
+import { startThreadPool } from './durable.js';
 import { OpenFolder, QueueFolders, SUBFOLDERS } from './folders.js';
 import type { RecordDetails, TaskRecord } from '../format/records.js';
 import type { CurrentCounts, Stats } from '../format/stats.js';
@@ -211,6 +212,20 @@ export class Broker implements QueueHost {
 
   log(level: 'info' | 'debug', text: string): void {
     this.logger?.(level, text);
+  }
+
+  /**
+   * For a program about to publish large batches with fsync (publishMany): if `queue`
+   * syncs, starts libuv's thread pool with 64 threads, so that a batch's syncs wait on the
+   * disk together, not 4 at a time. It must come before the program's first asynchronous
+   * file or network call, which starts the pool with the size it will keep (in an ES
+   * module program that is before its first line: there set UV_THREADPOOL_SIZE in the
+   * environment). Nothing happens if UV_THREADPOOL_SIZE is set. Returns whether it set
+   * the size; the pool started earlier if the program made such a call before.
+   */
+  async startSyncThreads(queue: string): Promise<boolean> {
+    const fsync = this.fsync ?? (await this.settings(queue)).fsync;
+    return fsync && startThreadPool();
   }
 
   // ---- settings ---------------------------------------------------------------------

@@ -216,14 +216,15 @@ let poolStarted = false;
  * command is one), not in an ES module program, whose loading starts the pool. There
  * the size must come from the environment (the README says so).
  */
-function startThreadPool(): void {
-  if (poolStarted) return;
+export function startThreadPool(): boolean {
+  if (poolStarted) return false;
   poolStarted = true;
-  if (process.env.UV_THREADPOOL_SIZE !== undefined) return;
+  if (process.env.UV_THREADPOOL_SIZE !== undefined) return false;
   process.env.UV_THREADPOOL_SIZE = String(SYNC_THREADS);
   try {
     fs.access(sep, () => {}); // the pool starts here, synchronously, reading the size
   } finally {
     delete process.env.UV_THREADPOOL_SIZE;
   }
+  return true;
 }

@@ -67,19 +67,27 @@ export const publish: CommandSpec = {
 
 /** --file: one message per line, in order, in batches; progress on a terminal. */
 async function publishFile(input: Input, ctx: RunContext, queue: string, file: string): Promise<number> {
-  let stream: NodeJS.ReadableStream;
   let size = 0;
+  if (file !== '-') {
+    try {
+      size = fs.statSync(file).size;
+    } catch (err) {
+      throw new DdmqError('INVALID_ARGUMENT', `--file ${file}: ${(err as Error).message}`);
+    }
+  }
+  const broker = await openBroker(input, ctx);
+  // Before the reading below starts libuv's thread pool: with fsync, batches sync together.
+  await broker.startSyncThreads(queue);
+  let stream: NodeJS.ReadableStream;
   if (file === '-') stream = process.stdin;
   else {
     try {
-      size = fs.statSync(file).size;
       stream = fs.createReadStream(file);
     } catch (err) {
       throw new DdmqError('INVALID_ARGUMENT', `--file ${file}: ${(err as Error).message}`);
     }
   }
   const { createInterface } = await import('node:readline'); // only --file needs it
-  const broker = await openBroker(input, ctx);
   const options = publishOptionsOf(input);
   const tty = process.stderr.isTTY === true;
   let published = 0;
