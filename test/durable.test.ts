@@ -41,6 +41,10 @@ function recordCalls() {
         if (err === null) events.push({ op: 'datasync-done', path: paths.get(fd)! });
         cb(err);
       })) as typeof fs.fdatasync),
+    patchFs('fdatasyncSync', (orig) => ((fd: number) => {
+      orig(fd);
+      events.push({ op: 'datasync-done', path: paths.get(fd)! });
+    }) as typeof fs.fdatasyncSync),
     patchFs('fsync', (orig) => ((fd: number, cb: fs.NoParamCallback) => {
       const path = paths.get(fd)!;
       if (!isDir(path)) return orig(fd, cb);
@@ -237,7 +241,7 @@ describe('durable writes by the command (traced with strace)', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, 'published 600 messages to q\n');
     // Lines are "TID call(args) = result", or split in "<unfinished ...>" and "<... call resumed>".
-    const synced = new Map<string, number>(); // temporary file -> line where its data sync ended
+    const synced = new Map<string, number>(); // temporary file's name -> line where its data sync ended
     const pending = new Map<string, string>(); // thread -> file whose sync it started
     const renamed: { from: string; at: number }[] = [];
     const folderSyncs: number[] = [];
@@ -247,8 +251,9 @@ describe('durable writes by the command (traced with strace)', () => {
       let m = /fdatasync\(\d+<([^>]+)>(.*)/.exec(line);
       if (m !== null) {
         syncThreads.add(tid);
-        if (m[2]!.includes('unfinished')) pending.set(tid, m[1]!);
-        else if (/= 0$/.test(m[2]!)) synced.set(m[1]!, at);
+        // By name: temporary names are unique, and pinned folders show as /proc/PID/fd/N paths.
+        if (m[2]!.includes('unfinished')) pending.set(tid, basename(m[1]!));
+        else if (/= 0$/.test(m[2]!)) synced.set(basename(m[1]!), at);
         return;
       }
       if (/<\.\.\. fdatasync resumed>.*= 0$/.test(line)) {
@@ -260,7 +265,7 @@ describe('durable writes by the command (traced with strace)', () => {
       if (/^\d+\s+(<\.\.\. )?fsync/.test(line) && (line.includes(`<${join(root, 'q')}>`) || line.includes('fsync resumed'))) folderSyncs.push(at);
     });
     assert.equal(renamed.length, 600, 'every message renamed into place');
-    for (const { from, at } of renamed) assert.ok((synced.get(from) ?? Infinity) < at, `${basename(from)}: synced before its rename (${synced.get(from)} < ${at}) ${fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(basename(from))).join(' / ')}`);
+    for (const { from, at } of renamed) assert.ok((synced.get(basename(from)) ?? Infinity) < at, `${basename(from)}: synced before its rename (${synced.get(basename(from))} < ${at}) ${fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(basename(from))).join(' / ')}`);
     const lastRename = Math.max(...renamed.map((x) => x.at));
     assert.ok(folderSyncs.some((at) => at > lastRename), 'the queue folder synced after the last rename');
     assert.ok(syncThreads.size > 4, `data syncs ran on ${syncThreads.size} threads (libuv's default pool has 4)`);

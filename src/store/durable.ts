@@ -12,14 +12,15 @@
  *   concurrent callers share that sync: a caller waits for the sync under way, if it began
  *   after its renames, or for the next one, which starts as soon as that one ends.
  *
- * A caller alone pays what the naive order pays (one data sync, one folder sync); many
- * callers at once share the flushes, as a broker's confirms do. The added latency is at
- * most one folder sync (the one under way when a caller's renames are done).
+ * A caller alone (one file, no other commit under way in the process) takes the naive
+ * order on the main thread: one data sync, the rename, one folder sync. Many callers at
+ * once share the flushes, as a broker's confirms do. The added latency is at most one
+ * folder sync (the one under way when a caller's renames are done).
  */
 import * as fs from 'node:fs';
 import { sep } from 'node:path';
 import { newClaimToken } from '../format/names.js';
-import { errnoOf, ioError, retryStale, TEMP_PREFIX } from './fsx.js';
+import { errnoOf, fsyncDir, ioError, retryStale, TEMP_PREFIX } from './fsx.js';
 
 /** A file written under a temporary name, still open for its sync. */
 export interface StagedFile {
@@ -77,6 +78,44 @@ export function discard(file: StagedFile): void {
  */
 export async function commitFiles(files: readonly StagedFile[]): Promise<void> {
   if (files.length === 0) return;
+  committing++;
+  try {
+    // Callers in the same tick (Promise.all of publishes) all count themselves before this.
+    await Promise.resolve();
+    if (files.length === 1 && committing === 1) return commitAlone(files[0]!);
+    return await commitTogether(files);
+  } finally {
+    committing--;
+  }
+}
+
+/** Commits staged or under way in this process: a caller alone has nobody to share with. */
+let committing = 0;
+
+/**
+ * One file with nobody to share its syncs with: the naive order on the main thread, with
+ * no hops to the thread pool and back (each one a wake-up, which costs most on a busy
+ * machine). It blocks the event loop for the two syncs, as a synchronous write does.
+ */
+function commitAlone(f: StagedFile): void {
+  const final = f.dir + sep + f.name;
+  try {
+    fs.fdatasyncSync(f.fd);
+  } catch (err) {
+    discard(f);
+    throw ioError(err, 'sync', final);
+  }
+  fs.closeSync(f.fd);
+  try {
+    retryStale(() => fs.renameSync(f.tmp, final));
+  } catch (err) {
+    unlinkQuietly(f.tmp);
+    throw ioError(err, 'write', final);
+  }
+  fsyncDir(f.dir);
+}
+
+async function commitTogether(files: readonly StagedFile[]): Promise<void> {
   if (files.length > 4) startThreadPool();
   try {
     await Promise.all(files.map((f) => dataSync(f)));
