@@ -214,7 +214,7 @@ async function publishThenConsume(base, count, { fsync = false } = {}) {
  */
 async function durable(base, results, fsLabel) {
   const many = Q ? 1000 : 5000;
-  const one = Q ? 200 : 500;
+  const one = Q ? 200 : 2000;
   const runOnce = (mode, count) => {
     const root = fresh(base);
     const r = spawnSync(process.execPath, [join(HERE, 'durable.mjs'), mode, root, String(count)], {
