@@ -576,7 +576,9 @@ for (const w of workloads) {
   if (w.deep_over_shallow !== undefined) notes.push(`deep/shallow ${w.deep_over_shallow} (floor ${w.floor_deep_over_shallow}); next 2000: ${w.steady_deep_over_shallow} (floor ${w.floor_steady_deep_over_shallow})`);
   if (w.over_one_process !== undefined) notes.push(`x1 proc ${w.over_one_process}; lost ${round(w.lost_claims_share * 100, 1)}%`);
   if (w.without_history) notes.push('floor column: the same W1 with history: false');
-  if (w.latency_p50_ms !== undefined) notes.push(`p50 ${w.latency_p50_ms} ms, p99 ${w.latency_p99_ms} ms; CPU/msg ${w.cpu_us_per_msg} us (floor ${w.floor_cpu_us_per_msg}, floor/ddmq ${w.floor_cpu_over_ddmq})`);
+  if (w.latency_p50_ms !== undefined) notes.push(`p50 ${w.latency_p50_ms} ms, p99 ${w.latency_p99_ms} ms`);
+  if (w.cpu_us_per_msg !== undefined) notes.push(`CPU/msg ${w.cpu_us_per_msg} us (floor ${w.floor_cpu_us_per_msg}, floor/ddmq ${w.floor_cpu_over_ddmq})`);
+  if (w.floor !== undefined) notes.push(`floor: ${w.floor}; target ${w.target}`);
   if (w.times_bare_start !== undefined) notes.push(`${w.ms} ms = ${w.times_bare_start} x node start`);
   rows.push([w.name, w.fs ?? '', w.ms !== undefined ? `${w.ms} ms` : `${w.msgs_per_s}/s`, w.floor_ms !== undefined ? `${w.floor_ms} ms` : `${w.floor_msgs_per_s}/s`, String(w.ratio), notes.join('; ')]);
 }
