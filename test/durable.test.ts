@@ -163,6 +163,18 @@ describe('durable writes (fsync on)', () => {
     }
   });
 
+  it('publishMany stopped by a body that cannot be written, or by its iterator, has the bodies before it published', async () => {
+    const { broker } = await setup();
+    await assert.rejects(broker.publishMany('q', [1, 2, 10n, 4]), /cannot be written as JSON/);
+    function* failing() {
+      yield* Array.from({ length: 600 }, (_, i) => i); // a whole group of 512, and 88 more
+      throw new Error('the iterator failed');
+    }
+    await assert.rejects(broker.publishMany('q', failing()), /the iterator failed/);
+    const got = await broker.consume('q', { n: 1000 });
+    assert.deepEqual(got.map((m) => m.message), [1, 2, ...Array.from({ length: 600 }, (_, i) => i)]);
+  });
+
   it('64 publishes at once share their folder syncs, each returning only after a sync that began after its rename', async () => {
     const { broker } = await setup();
     const rec = recordCalls();

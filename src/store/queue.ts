@@ -58,10 +58,9 @@ import {
 
 export { CORRUPT_DIR, DELAYED_DIR, SETTINGS_FILE, WORK_DIR } from './folders.js';
 
-/** Seconds a cleaner or nack holds an in-flight file it claimed while it requeues it. */
 /** With fsync, publishMany commits this many messages at a time: enough for the disk to take their syncs together, few enough open files. */
 const DURABLE_GROUP = 512;
-
+/** Seconds a cleaner or nack holds an in-flight file it claimed while it requeues it. */
 const REQUEUE_CLAIM_SECONDS = 60;
 /** A message file that does not parse and changed this recently may still be being written. */
 const FRESH_WRITE_MS = 10_000;
@@ -414,13 +413,20 @@ export class Queue {
     if (this.host.fsync ?? settings.fsync) {
       // Durable: in groups whose data syncs and folder sync are shared (durable.ts).
       let group: Message[] = [];
-      for (const body of bodies) {
-        group.push(this.newMessage(body, options, settings));
-        if (group.length === DURABLE_GROUP) {
-          await this.writeDurably(group, settings);
-          written += group.length;
-          group = [];
+      try {
+        for (const body of bodies) {
+          group.push(this.newMessage(body, options, settings));
+          if (group.length === DURABLE_GROUP) {
+            const full = group;
+            group = []; // a failure writing it must not have it written again below
+            await this.writeDurably(full, settings);
+            written += full.length;
+          }
         }
+      } catch (err) {
+        // The bodies before a failing one are published, as without fsync.
+        await this.writeDurably(group, settings);
+        throw err;
       }
       await this.writeDurably(group, settings);
       return written + group.length;
