@@ -175,6 +175,44 @@ describe('durable writes (fsync on)', () => {
     assert.deepEqual(got.map((m) => m.message), [1, 2, ...Array.from({ length: 600 }, (_, i) => i)]);
   });
 
+  it('a data sync that fails (EIO) in a group: the files before it are published, the rest removed, no temporary file left', async () => {
+    const { root, broker } = await setup();
+    let calls = 0;
+    const restore = patchFs('fdatasync', (orig) => ((fd: number, cb: fs.NoParamCallback) => {
+      if (++calls === 4) return setImmediate(() => cb(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' })));
+      orig(fd, cb);
+    }) as typeof fs.fdatasync);
+    try {
+      await assert.rejects(broker.publishMany('q', ['m1', 'm2', 'm3', 'm4', 'm5']), /EIO/);
+    } finally {
+      restore();
+    }
+    assert.deepEqual(fs.readdirSync(join(root, 'q')).filter((n) => n.startsWith('.tmp-')), [], 'no temporary file left');
+    assert.deepEqual((await broker.consume('q', { n: 10 })).map((m) => m.message), ['m1', 'm2', 'm3']);
+  });
+
+  it('pinned folders pinned anew while a group is staged (delayed/ made, work/ removed meanwhile) stay open until it is committed', async () => {
+    const root = join(tempDir(), 'root');
+    const broker = await Broker.open(root, { create: true, fsync: true, pinFolders: true });
+    await broker.createQueue('q');
+    await broker.publish('q', 'ready-one');
+    fs.rmSync(join(root, 'q', 'delayed'), { recursive: true, force: true });
+    // Slow data syncs, so that another call pins again while they run.
+    const restore = patchFs('fdatasync', (orig) => ((fd: number, cb: fs.NoParamCallback) => orig(fd, (err) => setTimeout(() => cb(err), 100))) as typeof fs.fdatasync);
+    try {
+      const published = broker.publishMany('q', ['a', 'b', 'c'], { delay: 60 });
+      await new Promise((r) => setTimeout(r, 30));
+      fs.rmdirSync(join(root, 'q', 'work'));
+      await broker.consume('q'); // finds work/ gone and pins again, while the syncs run
+      assert.equal(await published, 3);
+    } finally {
+      restore();
+    }
+    const delayed = fs.readdirSync(join(root, 'q', 'delayed'));
+    assert.equal(delayed.filter((n) => n.includes('.ddmq')).length, 3);
+    assert.deepEqual(delayed.filter((n) => n.startsWith('.tmp-')), []);
+  });
+
   it('64 publishes at once share their folder syncs, each returning only after a sync that began after its rename', async () => {
     const { broker } = await setup();
     const rec = recordCalls();

@@ -117,17 +117,17 @@ function commitAlone(f: StagedFile): void {
 
 async function commitTogether(files: readonly StagedFile[]): Promise<void> {
   if (files.length > 4) startThreadPool();
-  try {
-    await Promise.all(files.map((f) => dataSync(f)));
-  } catch (err) {
-    for (const f of files) discard(f);
-    throw err;
-  }
-  for (const f of files) fs.closeSync(f.fd);
+  // Every sync is waited for (none left running on a descriptor closed meanwhile); the
+  // files before the first that failed go on, as they would have one at a time.
+  const synced = await Promise.allSettled(files.map((f) => dataSync(f)));
+  const firstFailed = synced.findIndex((r) => r.status === 'rejected');
+  let failure: unknown = firstFailed === -1 ? undefined : (synced[firstFailed] as PromiseRejectedResult).reason;
+  const count = firstFailed === -1 ? files.length : firstFailed;
+  for (const f of files.slice(count)) discard(f);
+  for (const f of files.slice(0, count)) fs.closeSync(f.fd);
   const dirs = new Set<string>();
-  let failure: unknown;
   let i = 0;
-  for (; i < files.length; i++) {
+  for (; i < count; i++) {
     const f = files[i]!;
     try {
       retryStale(() => fs.renameSync(f.tmp, f.dir + sep + f.name));
@@ -137,9 +137,12 @@ async function commitTogether(files: readonly StagedFile[]): Promise<void> {
     }
     dirs.add(f.dir);
   }
-  for (const f of files.slice(i)) unlinkQuietly(f.tmp);
-  await Promise.all([...dirs].map((d) => syncFolder(d)));
-
+  for (const f of files.slice(i, count)) unlinkQuietly(f.tmp);
+  try {
+    await Promise.all([...dirs].map((d) => syncFolder(d)));
+  } catch (err) {
+    failure ??= err; // a failed rename or sync before it is the error that says most
+  }
   if (failure !== undefined) throw failure;
 }
 

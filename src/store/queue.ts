@@ -478,17 +478,26 @@ export class Queue {
    */
   private async writeDurably(msgs: readonly Message[], settings: Settings): Promise<void> {
     if (msgs.length === 0) return;
-    const release = this.holdPaths(); // the staged files' folders stay open across the syncs
+    // The staged files' folders stay open across the syncs: the pins in use now, and any
+    // pinned anew while staging (making delayed/, or after a stale pin).
+    const releases = [this.holdPaths()];
+    let held = this.hot;
     const staged: StagedFile[] = [];
     try {
       // A message that cannot be written stops the group there; those before it are
       // committed all the same, as they would be published without fsync.
-      for (const msg of msgs) staged.push(this.stage(msg, settings));
+      for (const msg of msgs) {
+        staged.push(this.stage(msg, settings));
+        if (this.hot !== held) {
+          held = this.hot;
+          releases.push(this.holdPaths());
+        }
+      }
     } finally {
       try {
         await commitFiles(staged);
       } finally {
-        release();
+        for (const release of releases) release();
         for (const msg of msgs.slice(0, staged.length)) {
           if (msg.due !== undefined) this.nextDelayedScan = Math.min(this.nextDelayedScan, msg.due * 1000);
           else if (this.listing.remaining > 0 && this.listing.sortsBeforeNext(msg.filename)) this.forgetListing();
