@@ -20,7 +20,7 @@
 import * as fs from 'node:fs';
 import { sep } from 'node:path';
 import { newClaimToken } from '../format/names.js';
-import { errnoOf, fsyncDir, ioError, retryStale, TEMP_PREFIX } from './fsx.js';
+import { addGroupAccess, errnoOf, folderCannotBeSynced, fsyncDir, ioError, retryStale, TEMP_PREFIX } from './fsx.js';
 
 /** A file written under a temporary name, still open for its sync. */
 export interface StagedFile {
@@ -44,10 +44,7 @@ export function stageFile(dir: string, name: string, data: string, groupShared: 
     throw ioError(err, 'write', dir + sep + name);
   }
   try {
-    if (groupShared) {
-      const mode = fs.fstatSync(fd).mode & 0o7777;
-      if ((mode & 0o060) !== 0o060) fs.fchmodSync(fd, mode | 0o060);
-    }
+    if (groupShared) addGroupAccess(tmp, 0o060, fd);
     fs.writeFileSync(fd, data);
   } catch (err) {
     discard({ fd, tmp, dir, name });
@@ -235,8 +232,7 @@ function fsyncFolderNow(dir: string): Promise<void> {
     }
     fs.fsync(fd, (err) => {
       fs.close(fd, () => {});
-      const code = err === null ? null : errnoOf(err);
-      if (code === null || code === 'EINVAL' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EISDIR') resolve();
+      if (err === null || folderCannotBeSynced(errnoOf(err))) resolve();
       else reject(ioError(err, 'sync folder', dir));
     });
   });

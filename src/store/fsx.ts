@@ -199,15 +199,18 @@ export function readRegularFile(path: string): Buffer | null {
   }
 }
 
-/** Opens a file to read it without following a link or blocking (a FIFO); null if it does not exist. */
-export function openForReading(path: string): number | null {
+/**
+ * Opens a file to read it without following a link or blocking (a FIFO); null if it does
+ * not exist. `shown`: the path errors name, when `path` goes through a pinned folder.
+ */
+export function openForReading(path: string, shown = path): number | null {
   try {
     return retryStale(() => fs.openSync(path, READ_FLAGS));
   } catch (err) {
     const code = errnoOf(err);
     if (code === 'ENOENT') return null;
-    if (code === 'ELOOP') throw unsafePath(path, 'is a symbolic link');
-    throw ioError(err, 'read', path);
+    if (code === 'ELOOP') throw unsafePath(shown, 'is a symbolic link');
+    throw ioError(err, 'read', shown);
   }
 }
 
@@ -373,7 +376,7 @@ function addFolderGroupAccess(path: string): void {
 }
 
 /** Adds permission bits (group rw, and setgid on folders) to what the umask let through. */
-function addGroupAccess(path: string, bits: number, fd: number, isFolder = false): void {
+export function addGroupAccess(path: string, bits: number, fd: number, isFolder = false): void {
   try {
     const mode = fs.fstatSync(fd).mode & 0o7777;
     if ((mode & bits) === bits) return;
@@ -418,6 +421,11 @@ export function writeFileAtomic(dir: string, name: string, data: string | Uint8A
   if (options.fsync) fsyncDir(dir);
 }
 
+/** Errors of a folder's fsync that mean the file system does not sync folders (a no-op there, not a failure). */
+export function folderCannotBeSynced(code: string | undefined): boolean {
+  return code === 'EINVAL' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EISDIR';
+}
+
 /** fsyncs a folder so that a rename into it survives a crash; a no-op where unsupported. */
 export function fsyncDir(dir: string): void {
   let fd: number | undefined;
@@ -426,7 +434,7 @@ export function fsyncDir(dir: string): void {
     fs.fsyncSync(fd);
   } catch (err) {
     const code = errnoOf(err);
-    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EISDIR') {
+    if (!folderCannotBeSynced(code)) {
       throw ioError(err, 'sync folder', dir);
     }
   } finally {

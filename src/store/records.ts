@@ -23,7 +23,7 @@ import { join, sep } from 'node:path';
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import { isQueueName } from '../format/names.js';
 import { encodeRecordLine, parseRecordFileName, parseRecords, recordFileName, safeHost, type TaskRecord } from '../format/records.js';
-import { ensureDir, errnoOf, ioError, listIfExists, unsafePath } from './fsx.js';
+import { ensureDir, errnoOf, ioError, listIfExists, openForReading, unsafePath } from './fsx.js';
 import { OpenFolder } from './folders.js';
 
 export const HIDDEN_DIR = '.ddmq';
@@ -270,15 +270,8 @@ export interface ReadEnd {
 
 /** The records of one file from a byte offset on; returns where it stopped, or null if the file is gone. */
 export function* recordsFrom(path: string, shown: string, offset: number, queue: string): Generator<TaskRecord, ReadEnd | null> {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENOENT') return null;
-    if (code === 'ELOOP') throw unsafePath(shown, 'is a symbolic link');
-    throw ioError(err, 'read', shown);
-  }
+  const fd = openForReading(path, shown);
+  if (fd === null) return null;
   try {
     let stat: fs.Stats;
     try {
