@@ -6,7 +6,7 @@
  * The rigs are described by DDMQ_NETFS, a JSON array of
  *   { name, a, b, truth, cacheSeconds }
  * (truth: the server-side folder, only ever read). scripts/with-netfs.sh brings the
- * sshfs and GlusterFS rigs up, sets it, runs a command, and takes them down:
+ * sshfs, GlusterFS and MooseFS rigs up, sets it, runs a command, and takes them down:
  *   bash scripts/with-netfs.sh npm test
  */
 import assert from 'node:assert/strict';
