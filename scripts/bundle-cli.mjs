@@ -7,9 +7,13 @@
  * node_modules): a hot command never needs them, and compiling them would cost each call.
  * Identifiers are kept, so that the stack traces of `-d` still name our functions.
  *
+ * Then the manual page, dist/ddmq.1 (package.json's "man"): what the new bundle's
+ * `ddmq man` prints, made from the same command table.
+ *
  * Next to it, ddmq.inputs.json lists the sources bundled, and this script, with their
  * SHA-256, so that a test can tell a stale bundle from a current one (test/cli-bundle.test.ts).
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -34,6 +38,7 @@ const result = await build({
   logLevel: 'warning',
 });
 fs.chmodSync(OUT, 0o755);
+fs.writeFileSync(join(REPO, 'dist', 'ddmq.1'), execFileSync(process.execPath, [OUT, 'man'], { encoding: 'utf8' }));
 
 const inputs = Object.fromEntries(
   [...Object.keys(result.metafile.inputs), 'scripts/bundle-cli.mjs']

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, type BrokerOptions, type DdmqError, isDdmqError, parseInFlightName, parseReadyName } from '../src/index.js';
+import { assertDurable, recordCalls } from './fs-calls.js';
 import { errno, ls, manualClock, patchFs, setMtime, tempDir } from './helpers.js';
 
 async function fresh(options: BrokerOptions = {}) {
@@ -129,10 +130,17 @@ describe('publish', () => {
     await assert.rejects(strict.publish('other', 'x'), code('QUEUE_MISSING'));
   });
 
-  it('with fsync on, still writes the same files', async () => {
+  it('with fsync on, still writes the same files, syncing the data before the rename and the folder after it', async () => {
     const { broker, dir } = await fresh({ fsync: true });
-    const m = await broker.publish('q', 'durable');
-    assert.ok(ls(dir).includes(m.filename));
+    const rec = recordCalls();
+    try {
+      const m = await broker.publish('q', 'durable');
+      rec.mark('publish');
+      assert.ok(ls(dir).includes(m.filename));
+      assertDurable(rec.events, m.filename, 'publish');
+    } finally {
+      rec.stop();
+    }
   });
 });
 

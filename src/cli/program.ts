@@ -3,32 +3,12 @@
  * the one asked for, and turns errors into a message on stderr and an exit code. main.ts
  * loads it for every line the hot commands' own parser (hot.ts) does not take.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from '../version.js';
 import { COMMANDS } from './commands/index.js';
+import { EXAMPLES, EXIT_CODES } from './help-text.js';
 import { reportError } from './report.js';
 import { type CommandSpec, EXIT, type Input, parseIntArg, type RunContext } from './spec.js';
-
-const EXIT_HELP = `
-Exit codes:
-  0  success
-  1  internal error (a bug in ddmq; run again with -d for the stack trace)
-  2  bad arguments or input, missing root or queue, invalid names or settings
-  3  consume: no message in the queue
-  4  the file system refused (permission, disk full, read-only, ...)
-  5  ack/nack/del_msg: a message is not in flight (lease lost) or not found
-  6  work: one or more tasks failed (their messages were nacked)
-  7  a command over several queues handled some and failed for others (each named on stderr)
-  129, 130, 143  work: stopped by SIGHUP, SIGINT or SIGTERM (running tasks got the grace
-                 period, then were ended and their messages released)
-  129, 131, 143  top: stopped by SIGHUP, SIGQUIT or SIGTERM (q, Ctrl-C and SIGINT: 0)
-
-Examples:
-  ddmq create -f /tmp/ddmq tasks
-  ddmq publish /tmp/ddmq tasks "Hello World!"
-  ddmq consume /tmp/ddmq tasks            # prints the message as JSON
-  ddmq ack /tmp/ddmq tasks FILENAME       # FILENAME as consume printed it
-  ddmq view /tmp/ddmq`;
 
 /** Runs one command line; `commands` is there for tests that compare parsers (test/cli-hot-args.test.ts). */
 export async function main(argv: string[], ctx: RunContext, commands: readonly CommandSpec[] = COMMANDS): Promise<number> {
@@ -40,7 +20,7 @@ export async function main(argv: string[], ctx: RunContext, commands: readonly C
     .version(`ddmq version ${VERSION}`, '-v, --version', 'print the version')
     .enablePositionalOptions()
     .showHelpAfterError('(run with -h for help)')
-    .addHelpText('after', EXIT_HELP)
+    .addHelpText('after', `\nExit codes:\n${EXIT_CODES}\n\nExamples:\n${EXAMPLES}`)
     .configureOutput({ writeOut: (s) => ctx.out(s.trimEnd()), writeErr: (s) => ctx.err(s.trimEnd()) })
     .exitOverride();
 
@@ -51,7 +31,9 @@ export async function main(argv: string[], ctx: RunContext, commands: readonly C
     if (spec.help) cmd.addHelpText('after', `\n${spec.help}`);
     for (const arg of spec.args) {
       const name = arg.variadic ? `${arg.key}...` : arg.key;
-      cmd.argument(arg.required ? `<${name}>` : `[${name}]`, arg.description);
+      const argument = new Argument(arg.required ? `<${name}>` : `[${name}]`, arg.description);
+      if (arg.choices) argument.choices(arg.choices);
+      cmd.addArgument(argument);
     }
     for (const o of spec.options) addOption(cmd, o.flags, o.description, o.type, o.choices, o.default);
     for (const o of spec.options) {

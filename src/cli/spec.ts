@@ -19,6 +19,8 @@ export interface ArgSpec {
   anyJson?: boolean;
   /** Takes all remaining words (after "--"); an array of strings in JSON. */
   variadic?: boolean;
+  /** The only values accepted. */
+  choices?: readonly string[];
 }
 
 export interface OptionSpec {

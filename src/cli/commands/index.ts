@@ -1,11 +1,13 @@
 import type { CommandSpec } from '../spec.js';
 import { ack } from './ack.js';
 import { clean } from './clean.js';
+import { completionCommand } from './completion.js';
 import { consume } from './consume.js';
 import { create } from './create.js';
 import { delMsg } from './del-msg.js';
 import { remove } from './delete.js';
 import { jsonCommand } from './json.js';
+import { manCommand } from './man.js';
 import { nack } from './nack.js';
 import { peek } from './peek.js';
 import { publish } from './publish.js';
@@ -36,4 +38,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   topCommand,
   workCommand,
   jsonCommand(() => COMMANDS),
+  completionCommand(() => COMMANDS),
+  manCommand(() => COMMANDS),
 ];

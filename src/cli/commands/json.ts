@@ -136,7 +136,10 @@ function checkArg(command: string, arg: ArgSpec, value: unknown, given?: string)
     if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string')) return value;
     throw wrongType(command, arg.key, value, 'a non-empty array of strings', given);
   }
-  if (typeof value === 'string') return value;
+  if (typeof value === 'string') {
+    if (arg.choices && !arg.choices.includes(value)) throw wrongType(command, arg.key, value, `one of ${arg.choices.join(', ')}`, given);
+    return value;
+  }
   if (arg.list && Array.isArray(value) && value.every((v) => typeof v === 'string')) return value;
   throw wrongType(command, arg.key, value, arg.list ? 'a string or an array of strings' : 'a string', given);
 }
