@@ -1,32 +1,32 @@
 /**
  * ddmq: a serverless, file-based message queue. A queue is a folder, a message is a
  * JSON file; every client does its share of the housekeeping.
+ *
+ * This is the stable API: what programs call and the types of its options and results.
+ * The building blocks below it (Queue, the file formats, the folder watcher) are in
+ * `ddmq/internals`, for tools, and may change in any release.
  */
-export { Broker, type BrokerOptions } from './store/broker.js';
-export {
-  Queue,
-  type CleanOptions,
-  type CleanResult,
-  type ConsumeOptions,
-  type NackOptions,
-  type NackResult,
-  type PublishOptions,
-  type QueueCounts,
-  type MessageState,
-  type PeekOptions,
-  type Peeked,
+export { Broker, type BrokerOptions, type RedriveOptions, type RedriveResult } from './store/broker.js';
+export type {
+  CleanOptions,
+  CleanResult,
+  ConsumeOptions,
+  MessageState,
+  NackOptions,
+  NackResult,
+  Peeked,
+  PeekOptions,
+  PublishOptions,
+  PurgeResult,
+  QueueCounts,
 } from './store/queue.js';
-export { Message, type MessageFields, type Requeue, decodeMessage, encodeMessage } from './format/message.js';
+export type { Message, MessageFields, Requeue } from './format/message.js';
 export { DdmqError, isDdmqError, type ErrorCode } from './format/errors.js';
 export { DEFAULT_SETTINGS, type Settings, type SettingsLayer } from './format/settings.js';
-export {
-  checkQueueName,
-  compareReady,
-  parseInFlightName,
-  parseReadyName,
-  type InFlightName,
-  type ReadyName,
-} from './format/names.js';
+export type { Outcome, RecordAction, RecordDetails, TaskRecord } from './format/records.js';
+export type { CurrentCounts, OutcomeCounts, QueueStats, RuntimeSummary, Stats } from './format/stats.js';
+export type { WorkerPresence } from './format/presence.js';
+export type { RecordTail } from './store/records.js';
 export { VERSION } from './version.js';
 export {
   work,
@@ -39,4 +39,3 @@ export {
   type WorkStats,
   type WorkHandle,
 } from './worker/work.js';
-export { FolderWatcher, type WatchOptions } from './store/watch.js';

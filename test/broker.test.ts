@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Broker, type BrokerOptions, type DdmqError, isDdmqError, parseInFlightName, parseReadyName } from '../src/index.js';
+import { Broker, type BrokerOptions, type DdmqError, isDdmqError } from '../src/index.js';
+import { parseInFlightName, parseReadyName } from '../src/internals.js';
 import { assertDurable, recordCalls } from './fs-calls.js';
 import { errno, ls, manualClock, patchFs, setMtime, tempDir } from './helpers.js';
 

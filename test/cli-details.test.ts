@@ -9,7 +9,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Broker, parseReadyName } from '../src/index.js';
+import { Broker } from '../src/index.js';
+import { parseReadyName } from '../src/internals.js';
 import { CLI, ls, tempDir } from './helpers.js';
 
 function ddmq(...args: string[]) {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Broker, isDdmqError, parseReadyName, work } from '../src/index.js';
+import { Broker, isDdmqError, work } from '../src/index.js';
+import { parseReadyName } from '../src/internals.js';
 import { CLI, ls, tempDir } from './helpers.js';
 
 async function setup() {

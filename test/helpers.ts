@@ -12,6 +12,42 @@ export const REPO = fileURLToPath(new URL('..', import.meta.url));
 export const CLI = join(REPO, 'dist', 'cli', 'ddmq.cjs');
 export const DIST = join(REPO, 'dist', 'index.js');
 
+/** What each build records of its inputs: scripts/build-lib.mjs and scripts/bundle-cli.mjs. */
+export const BUILD_RECORDS = [join(REPO, 'dist', 'lib.inputs.json'), join(REPO, 'dist', 'cli', 'ddmq.inputs.json')];
+
+/**
+ * The inputs a build recorded (path relative to the repository: SHA-256) that are not as
+ * they are now: changed or gone, named with the record's path when it is itself missing.
+ */
+export function staleInputs(record: string): string[] {
+  if (!fs.existsSync(record)) return [record];
+  const { inputs } = JSON.parse(fs.readFileSync(record, 'utf8')) as { inputs: Record<string, string> };
+  return Object.entries(inputs)
+    .filter(([path, sha256]) => !fs.existsSync(join(REPO, path)) || createHash('sha256').update(fs.readFileSync(join(REPO, path))).digest('hex') !== sha256)
+    .map(([path]) => path);
+}
+
+/** Sources under src/ that the library's build did not see (added since). */
+function unbuiltSources(): string[] {
+  const record = BUILD_RECORDS[0]!;
+  if (!fs.existsSync(record)) return [];
+  const { inputs } = JSON.parse(fs.readFileSync(record, 'utf8')) as { inputs: Record<string, string> };
+  const walk = (dir: string): string[] =>
+    fs.readdirSync(join(REPO, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(`${dir}/${e.name}`) : [`${dir}/${e.name}`]));
+  return walk('src').filter((p) => p.endsWith('.ts') && !(p in inputs));
+}
+
+/**
+ * The library tests run src/ (through tsx), but the command line, the fixtures and the
+ * child processes run dist/: a build older than the sources would test code that is no
+ * longer there, and pass or fail for the wrong reason. Every test file that uses dist
+ * imports this module, so a stale build stops them all here, before anything runs.
+ */
+const stale = [...new Set([...BUILD_RECORDS.flatMap(staleInputs), ...unbuiltSources()])];
+if (stale.length > 0) {
+  throw new Error(`dist is stale: run npm run build (changed or added since it was built: ${stale.join(', ')})`);
+}
+
 /** A fresh folder for one test, removed when the file's tests end. */
 export function tempDir(prefix = 'ddmq-test-'): string {
   const base = process.env.DDMQ_TEST_DIR ?? tmpdir();

@@ -12,7 +12,8 @@ import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Broker, isDdmqError, parseInFlightName } from '../src/index.js';
+import { Broker, isDdmqError } from '../src/index.js';
+import { parseInFlightName } from '../src/internals.js';
 import { CLI, ls, REPO, runChild, setMtime, tempDir } from './helpers.js';
 
 const SCRIPT = join(REPO, 'test', 'fixtures', 'original_ops.py');

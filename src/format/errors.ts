@@ -1,3 +1,5 @@
+import { brand } from './brand.js';
+
 /**
  * The one error class of ddmq. `code` is stable and meant for programs; `message` is
  * meant for people and names what was wrong and where.
@@ -47,6 +49,9 @@ export class DdmqError extends Error {
     this.osCode = options.osCode;
   }
 }
+
+// An error from the other build (ES module or CommonJS) of ddmq is a DdmqError too.
+brand(DdmqError, 'DdmqError');
 
 export function isDdmqError(err: unknown, code?: ErrorCode): err is DdmqError {
   return err instanceof DdmqError && (code === undefined || err.code === code);

@@ -13,6 +13,7 @@
  * - error: the store refused to ack, nack or release it; the worker ends with that error.
  */
 import { DdmqError, isDdmqError } from '../format/errors.js';
+import { brand } from '../format/brand.js';
 import type { Message } from '../format/message.js';
 import { MAX_SECONDS } from '../format/settings.js';
 import type { Broker } from '../store/broker.js';
@@ -119,6 +120,8 @@ export class TaskInterrupted extends Error {
     if (options?.signal !== undefined) this.signal = options.signal;
   }
 }
+// A handler may throw it from the other build (ES module or CommonJS) than work()'s.
+brand(TaskInterrupted, 'TaskInterrupted');
 
 type Outcome = { ok: true; value?: unknown } | { ok: false; error: unknown };
 
