@@ -39,7 +39,7 @@ before(() => {
 });
 
 describe('the packed package', () => {
-  it('holds exactly the build, its bundled dependencies, the README, LICENSE and CHANGELOG', () => {
+  it('holds exactly the build, the man page, its bundled dependencies, the README, LICENSE and CHANGELOG', () => {
     assert.equal(tarball.endsWith(`ddmq-${VERSION}.tgz`), true, tarball);
     // The library's modules are what tsc wrote from the two entries: each once as an ES
     // module and once as CommonJS, each with its declarations, each from a current source.
@@ -53,6 +53,7 @@ describe('the packed package', () => {
       'CHANGELOG.md',
       'internals/package.json',
       'dist/cli/ddmq.cjs',
+      'dist/ddmq.1',
       'dist/cjs/package.json',
       ...modules.flatMap((m) => [`dist/${m}.js`, `dist/${m}.d.ts`, `dist/cjs/${m}.js`, `dist/cjs/${m}.d.ts`]),
     ]);
