@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, type BrokerOptions, type DdmqError, isDdmqError, parseInFlightName, parseReadyName } from '../src/index.js';
+import { brokerInternals } from '../src/store/internals.js';
 import { errno, ls, manualClock, patchFs, setMtime, tempDir } from './helpers.js';
 
 async function fresh(options: BrokerOptions = {}) {
@@ -262,7 +263,7 @@ describe('network file system behaviour', () => {
     const { broker, dir } = await fresh();
     await broker.publish('q', 'first');
     await broker.publish('q', 'second');
-    const queue = await broker.queue('q');
+    const queue = await brokerInternals(broker).queue('q');
     // List, then let "another client" take the head file before we rename it.
     await broker.consume('q', { n: 1 }); // takes "first", caches "second"
     await broker.publish('q', 'third');

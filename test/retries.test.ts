@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, isDdmqError, parseInFlightName } from '../src/index.js';
-import { retryDelay } from '../src/store/queue.js';
+import { retryDelay } from '../src/store/requeue.js';
 import { DEFAULT_SETTINGS } from '../src/format/settings.js';
 import { ls, manualClock, tempDir } from './helpers.js';
 
