@@ -17,7 +17,7 @@ import { Claimer } from './claims.js';
 import { type CleanOptions, type CleanResult, Cleaner } from './clean.js';
 import { ClaimCursor } from './cursor.js';
 import type { QueueFolders, QueuePaths } from './folders.js';
-import type { QueueContext } from './host.js';
+import type { QueueContext, StoreConfig } from './host.js';
 import { Inspector, type Peeked, type PeekOptions, type PurgeResult, type QueueCounts } from './inspect.js';
 import { QueueDirs } from './queue-dirs.js';
 import { invalid } from './queue-errors.js';
@@ -68,12 +68,12 @@ export class Queue {
   private readonly cleaner: Cleaner;
   private readonly inspector: Inspector;
   private folderWatcher: FolderWatcher | undefined;
+  /** The broker's store options, for the watcher made on first use. */
+  private readonly config: StoreConfig;
 
-  constructor(
-    private readonly host: QueueContext,
-    name: string,
-  ) {
+  constructor(host: QueueContext, name: string) {
     const { config, clock, report } = host;
+    this.config = config;
     this.name = name;
     this.queueSettings = new QueueSettings(host.settings, name);
     this.dirs = new QueueDirs(config.root, name, config.pinFolders, clock, this.queueSettings);
@@ -153,7 +153,7 @@ export class Queue {
 
   /** The folder watcher that waiting consumers share (made on first use). */
   watcher(): FolderWatcher {
-    this.folderWatcher ??= new FolderWatcher(this.dir, { pollMax: this.host.config.pollInterval, notify: this.host.config.notify });
+    this.folderWatcher ??= new FolderWatcher(this.dir, { pollMax: this.config.pollInterval, notify: this.config.notify });
     return this.folderWatcher;
   }
 
