@@ -3,7 +3,9 @@
  * itself (inspectors, migrations, tests). Unstable: names and signatures here may change
  * in any release, minor or patch; programs that send and receive messages use `ddmq`.
  */
-export { Queue, type QueueHost } from './store/queue.js';
+export { Queue } from './store/queue.js';
+export type { QueueContext } from './store/host.js';
+export { brokerInternals } from './store/internals.js';
 export { FolderWatcher, type WakeReason, type WatchOptions } from './store/watch.js';
 export { Message, decodeMessage, encodeMessage } from './format/message.js';
 export {

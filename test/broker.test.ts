@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Broker, type BrokerOptions, type DdmqError, isDdmqError } from '../src/index.js';
+import { Broker, type BrokerOptions, DdmqError, isDdmqError } from '../src/index.js';
 import { parseInFlightName, parseReadyName } from '../src/internals.js';
+import { brokerInternals } from '../src/store/internals.js';
 import { assertDurable, recordCalls } from './fs-calls.js';
 import { errno, ls, manualClock, patchFs, setMtime, tempDir } from './helpers.js';
 
@@ -33,6 +34,26 @@ describe('opening a root', () => {
     await assert.rejects(Broker.open(join(dir, 'file')), code('ROOT_MISSING'));
     await assert.rejects(Broker.open(''), code('INVALID_ARGUMENT'));
     await assert.rejects(Broker.open('a\0b'), code('INVALID_ARGUMENT'));
+  });
+});
+
+describe('the public surface', () => {
+  it("a Broker's host plumbing is not among its members; the worker and the command line reach it through brokerInternals", async () => {
+    const { broker, warnings } = await fresh({ now: () => 1_234_000 });
+    const plumbing = ['put', 'warn', 'log', 'logging', 'now', 'cachedSettings', 'queue', 'record', 'pruneRecords', 'announceWorker', 'recordLeaseLost', 'fsync', 'pinFolders', 'listingInterval', 'cleanInterval', 'pollInterval', 'notify', 'create'];
+    const members = new Set<string>();
+    for (let o: object | null = broker; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o)) for (const k of Object.getOwnPropertyNames(o)) members.add(k);
+    assert.deepEqual(plumbing.filter((k) => members.has(k)), []);
+    assert.ok(members.has('publish') && members.has('redrive') && members.has('root'), 'the public methods are still there');
+    const inner = brokerInternals(broker);
+    assert.equal(inner.clock.now(), 1_234_000);
+    inner.report.warn(new DdmqError('IO', 'said'));
+    assert.deepEqual(warnings.map((w) => w.message), ['said']);
+    assert.equal((await inner.queue('q')).name, 'q');
+    assert.equal(inner.config.root, broker.root);
+    assert.throws(() => brokerInternals({}), code('INVALID_ARGUMENT'));
+    const entry: Record<string, unknown> = await import('../src/index.js');
+    assert.equal(entry.brokerInternals, undefined, 'not exported from the main entry');
   });
 });
 
@@ -271,7 +292,7 @@ describe('network file system behaviour', () => {
     const { broker, dir } = await fresh();
     await broker.publish('q', 'first');
     await broker.publish('q', 'second');
-    const queue = await broker.queue('q');
+    const queue = await brokerInternals(broker).queue('q');
     // List, then let "another client" take the head file before we rename it.
     await broker.consume('q', { n: 1 }); // takes "first", caches "second"
     await broker.publish('q', 'third');

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, isDdmqError } from '../src/index.js';
+import { brokerInternals } from '../src/store/internals.js';
 import { REPO, snapshot, tempDir } from './helpers.js';
 
 const SWAP = join(REPO, 'test', 'fixtures', 'swap.py');
@@ -177,7 +178,7 @@ describe('which trees pin the per-message calls', () => {
     prepare(root);
     const broker = await Broker.open(root);
     await broker.publish('q', 'x');
-    const pinned = (await broker.queue('q')).pinned;
+    const pinned = (await brokerInternals(broker).queue('q')).pinned;
     broker.close();
     return pinned;
   }

@@ -10,7 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, isDdmqError } from '../src/index.js';
 import { parseInFlightName } from '../src/internals.js';
-import { retryDelay } from '../src/store/queue.js';
+import { retryDelay } from '../src/store/requeue.js';
 import { DEFAULT_SETTINGS } from '../src/format/settings.js';
 import { ls, manualClock, tempDir } from './helpers.js';
 

@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, isDdmqError, type Message, messages, work, type WorkEvent } from '../src/index.js';
+import { brokerInternals } from '../src/store/internals.js';
 import { CLI, DIST, ls, tempDir } from './helpers.js';
 
 async function setup(settings: Record<string, unknown> = {}, options = {}) {
@@ -31,7 +32,7 @@ describe('waiting for messages', () => {
   it('consume({ wait }) takes a message another process publishes meanwhile: change notification, not polling', async () => {
     // Polling set to a minute: only notification can deliver within the 30 s wait.
     const { root, broker } = await setup({}, { pollInterval: 60_000 });
-    const q = await broker.queue('q');
+    const q = await brokerInternals(broker).queue('q');
     assert.ok(q.watcher().notifying, 'fs.watch works on this file system');
     const later = publishLater(root, 'hello', 300);
     const got = await broker.consume('q', { wait: 30 });
@@ -43,7 +44,7 @@ describe('waiting for messages', () => {
   it('polls with backoff where notification is missing (as on NFS), and returns [] at the deadline', async () => {
     // As on a network file system, where no event comes from other hosts.
     const { root, broker } = await setup({}, { pollInterval: 200, notify: false });
-    assert.equal((await broker.queue('q')).watcher().notifying, false);
+    assert.equal((await brokerInternals(broker).queue('q')).watcher().notifying, false);
     const later = publishLater(root, 'polled', 300);
     const got = await broker.consume('q', { wait: 30 });
     await later;

@@ -8,6 +8,7 @@ import type { DdmqError } from '../format/errors.js';
 import type { CurrentCounts } from '../format/stats.js';
 import { sparkline, type TopFrame, TopHistory, type TopQueue } from '../format/top.js';
 import type { Broker } from '../store/broker.js';
+import { brokerInternals } from '../store/internals.js';
 import { openBroker } from './open.js';
 import { printable, table } from './output.js';
 import { EXIT, exitCodeOver, type Input, type RunContext } from './spec.js';
@@ -53,7 +54,7 @@ class FrameSource {
     }
     this.history.add(this.tail.poll(names));
     const workers = await this.broker.workers();
-    return { frame: this.history.frame(this.broker.now(), names, current, workers), problems, total: names.length };
+    return { frame: this.history.frame(brokerInternals(this.broker).clock.now(), names, current, workers), problems, total: names.length };
   }
 }
 

@@ -26,14 +26,18 @@
  */
 import * as fs from 'node:fs';
 import { join, sep } from 'node:path';
+import { DdmqError } from '../format/errors.js';
+import { isMessageName } from '../format/names.js';
 import {
   entryKind,
   ensureDir,
   errnoOf,
   ioError,
+  isNfsSillyRename,
   realDirStat,
   registerPinned,
   retryStale,
+  TEMP_PREFIX,
   unregisterPinned,
   unsafePath,
 } from './fsx.js';
@@ -254,7 +258,7 @@ export class QueueFolders {
 /**
  * The prefix of the path of a pinned queue's subfolder that is not there: no process has
  * a descriptor -1, so nothing under it can exist, and no one can make it. A call through
- * it fails with ENOENT, and the caller makes the subfolder (Queue.ensureSubfolder).
+ * it fails with ENOENT, and the caller makes the subfolder (QueueDirs.ensureSubfolder).
  */
 export const NOWHERE = '/proc/self/fd/-1';
 
@@ -269,6 +273,60 @@ export interface FolderCheck {
 /** Whether pinned folders can be had here (Linux, with /proc). */
 export function canPin(): boolean {
   return pinningBase() !== null;
+}
+
+/**
+ * Runs fn with the path of a queue's folder, opened without following a link; `missing`
+ * (or QUEUE_MISSING if not given) when the folder is not there.
+ */
+export function inQueueFolder<T>(root: string, queue: string, fn: (at: string) => T, missing?: T): T {
+  const dir = OpenFolder.open(root, queue, join(root, queue));
+  if (dir === null) {
+    if (missing !== undefined) return missing;
+    throw queueMissing(queue, join(root, queue));
+  }
+  try {
+    return fn(dir.at);
+  } finally {
+    dir.close();
+  }
+}
+
+/** Checks that a queue's folders are not links (UNSAFE_PATH), for calls that do not open the Queue. */
+export function checkQueueFolders(root: string, name: string): void {
+  if (!new QueueFolders(root, name).check()) throw queueMissing(name, join(root, name));
+}
+
+export function queueMissing(name: string, dir: string): DdmqError {
+  return new DdmqError('QUEUE_MISSING', `queue ${name} does not exist (no ${join(dir, SETTINGS_FILE)})`, {
+    path: dir,
+  });
+}
+
+/** A name in a queue's folders that ddmq writes: a message, a temporary file, a settings file. */
+export function isOurs(name: string): boolean {
+  return (
+    isMessageName(name) ||
+    name === SETTINGS_FILE ||
+    name === `${SETTINGS_FILE}.intermediate` ||
+    name.startsWith(TEMP_PREFIX) ||
+    isNfsSillyRename(name)
+  );
+}
+
+/** A file of the queue's folders that ddmq wrote: a message (links and FIFOs under message names included, as they are moved aside), a temporary file, a settings file. A folder is never ours. */
+export function isOursEntry(entry: fs.Dirent): boolean {
+  return !entry.isDirectory() && isOurs(entry.name);
+}
+
+/** A folder's entries with their kinds; none if it is gone. */
+export function listEntries(dir: string): fs.Dirent[] {
+  try {
+    return retryStale(() => fs.readdirSync(dir, { withFileTypes: true }));
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return [];
+    throw ioError(err, 'list', dir);
+  }
 }
 
 /** Closes the folders of a pinned queue. */

@@ -16,6 +16,7 @@
  */
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import type { Broker } from '../store/broker.js';
+import { brokerInternals } from '../store/internals.js';
 
 /** Longest wait for a message, in seconds, before the idle rule is looked at again. */
 const MAX_WAIT = 5;
@@ -39,13 +40,13 @@ export async function workPending(broker: Broker, queue: string, windowMs: numbe
       await broker.clean(queue, { temps: false });
     } catch (err) {
       if (!isDdmqError(err) || err.code === 'QUEUE_MISSING') throw err;
-      broker.warn(new DdmqError(err.code, `cleaning expired messages failed: ${err.message}`, { path: err.path, osCode: err.osCode, cause: err }));
+      brokerInternals(broker).report.warn(new DdmqError(err.code, `cleaning expired messages failed: ${err.message}`, { path: err.path, osCode: err.osCode, cause: err }));
     }
     return true;
   }
   if (counts.ready > 0) return true;
   if (!ignoreInFlight && counts.inFlight - ownInFlight > 0) return true;
-  return counts.nextDue !== null && counts.nextDue * 1000 <= broker.now() + windowMs;
+  return counts.nextDue !== null && counts.nextDue * 1000 <= brokerInternals(broker).clock.now() + windowMs;
 }
 
 /** The idle clock of one consumer loop. */

@@ -15,6 +15,7 @@ import { DdmqError, isDdmqError } from '../format/errors.js';
 import type { Message } from '../format/message.js';
 import { parseInFlightName } from '../format/names.js';
 import type { Broker } from '../store/broker.js';
+import { brokerInternals } from '../store/internals.js';
 
 /** OS codes after which a renewal is simply tried again. */
 export const TRANSIENT_CODES: ReadonlySet<string> = new Set(['ESTALE', 'EIO', 'EAGAIN', 'EINTR', 'EBUSY', 'ETIMEDOUT', 'ENOTCONN']);
@@ -43,7 +44,7 @@ export function isTransient(err: unknown): boolean {
 
 /**
  * Renews `msg`'s lease to `seconds` every third of it until stopped or lost. The broker's
- * clock (`broker.now()`) decides when the lease has run out: the end of its expiry second,
+ * clock (`brokerInternals(broker).clock`) decides when the lease has run out: the end of its expiry second,
  * after which a cleaner on a host with the same time may take the message back.
  */
 export function keepLease(broker: Broker, msg: Message, seconds: number, hooks: LeaseHooks): LeaseKeeper {
@@ -57,7 +58,7 @@ export function keepLease(broker: Broker, msg: Message, seconds: number, hooks: 
   // The expiry of the current in-flight name, as epoch ms on the broker's clock.
   const runsOutAt = (): number => {
     const file = parseInFlightName(msg.filename);
-    return file === null ? broker.now() + seconds * 1000 : (file.expiry + 1) * 1000;
+    return file === null ? brokerInternals(broker).clock.now() + seconds * 1000 : (file.expiry + 1) * 1000;
   };
   let deadline = runsOutAt();
 
@@ -88,7 +89,7 @@ export function keepLease(broker: Broker, msg: Message, seconds: number, hooks: 
         return;
       }
       const reason = err instanceof Error ? err.message : String(err);
-      const left = deadline - broker.now();
+      const left = deadline - brokerInternals(broker).clock.now();
       if (left <= 0) {
         lose(
           new DdmqError('NOT_IN_FLIGHT', `the lease of ${msg.queue}/${msg.id} ran out: it could not be renewed (${reason})`, {

@@ -17,6 +17,7 @@ import { brand } from '../format/brand.js';
 import type { Message } from '../format/message.js';
 import { MAX_SECONDS } from '../format/settings.js';
 import type { Broker } from '../store/broker.js';
+import { brokerInternals } from '../store/internals.js';
 import type { NackResult } from '../store/queue.js';
 import type { RecordDetails } from '../format/records.js';
 import { IdleClock } from './idle.js';
@@ -328,7 +329,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
   /** The record of a task whose lease was lost; failing to keep it is only a warning. */
   const recordLost = async (message: Message, end: RecordDetails, error: unknown) => {
     try {
-      await broker.recordLeaseLost(message, { ...end, error: error instanceof Error ? error.message : String(error) });
+      await brokerInternals(broker).recordLeaseLost(message, { ...end, error: error instanceof Error ? error.message : String(error) });
     } catch (err) {
       emit({ type: 'warning', message, error: err, ms: 0 });
     }
@@ -356,7 +357,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
 
   const loop = async (): Promise<void> => {
     const settings = await broker.settings(queue);
-    presence = await broker.announceWorker(queue, () => ({
+    presence = await brokerInternals(broker).history.announceWorker(queue, () => ({
       queue,
       concurrency,
       done: stats.done,

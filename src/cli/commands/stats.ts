@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DdmqError } from '../../format/errors.js';
+import { brokerInternals } from '../../store/internals.js';
 import { openBroker } from '../open.js';
 import { emit, printable } from '../output.js';
 import { type CommandSpec, DEBUG, EXIT, exitCodeOver, FORMAT, ROOT_ARG, VERBOSE } from '../spec.js';
@@ -27,7 +28,7 @@ export const statsCommand: CommandSpec = {
   async run(input, ctx) {
     const wanted = optionalQueues(input);
     const broker = await openBroker(input, ctx);
-    const since = input.since === undefined ? undefined : parseSince(String(input.since), broker.now());
+    const since = input.since === undefined ? undefined : parseSince(String(input.since), brokerInternals(broker).clock.now());
     const stats = await broker.stats(wanted.length === 0 ? undefined : wanted, { since });
     // A queue that cannot be counted is said, as view does; its records are still shown.
     for (const p of stats.problems) reportFailure(ctx, p);

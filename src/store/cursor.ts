@@ -1,0 +1,144 @@
+/**
+ * Where a consumer is in its queue: the cached, sorted listing it claims from, listed
+ * again when used up or old; the names put back for a while (fresh files that did not
+ * parse); the claims lost to other clients and how far that makes it jump ahead; and when
+ * delayed/ is next looked at for messages that are due.
+ */
+import { join } from 'node:path';
+import { ReadyListing } from '../format/listing.js';
+import { parseInFlightName, readyNameOf } from '../format/names.js';
+import type { QueuePaths } from './folders.js';
+import { claimRename, listIfExists } from './fsx.js';
+import type { Clock, Reporter } from './host.js';
+import type { QueueDirs } from './queue-dirs.js';
+
+export class ClaimCursor {
+  private listing = ReadyListing.EMPTY;
+  private listedAt = -Infinity;
+  private listingCost = 0;
+  /** Files that did not parse but were fresh, put back until the given time. */
+  private readonly deferred = new Map<string, number>();
+  /** Claims this queue object lost to other clients (a measure of contention). */
+  lostClaims = 0;
+  /** Claims lost since the last listing: each doubles how far this consumer jumps ahead. */
+  private losingStreak = 0;
+  /** When delayed/ is to be looked at again, and what looking cost last time. */
+  private nextDelayedScan = 0;
+  private delayedScanCost = 0;
+
+  constructor(
+    private readonly name: string,
+    private readonly dirs: QueueDirs,
+    private readonly clock: Clock,
+    private readonly report: Reporter,
+    /** The floor of the listing interval, in ms. */
+    private readonly listingInterval: number,
+  ) {}
+
+  /**
+   * The next name to try from the cached listing. The folder is listed again when the
+   * listing is used up, or when it is older than max(listingInterval, 10 × what the last
+   * listing took), so that listing costs at most about a tenth of the time however deep
+   * the queue is. 'exhausted' when a fresh listing gave nothing that could be claimed.
+   */
+  next(mayRelist: boolean): string | 'relisted' | 'exhausted' {
+    const now = this.clock.now();
+    const maxAge = Math.max(this.listingInterval, 10 * this.listingCost);
+    if (now - this.listedAt <= maxAge) {
+      for (let name = this.listing.next(); name !== undefined; name = this.listing.next()) {
+        if (this.deferred.size === 0) return name;
+        const until = this.deferred.get(name);
+        if (until === undefined) return name;
+        if (until <= now) {
+          this.deferred.delete(name);
+          return name;
+        }
+      }
+      if (!mayRelist) return 'exhausted';
+    }
+    this.relist();
+    return this.listing.size === 0 ? 'exhausted' : 'relisted';
+  }
+
+  /**
+   * Moves delayed messages whose time has come into the queue. Any client may do it; two
+   * that race rename the same file to the same ready name, and one of them finds it gone.
+   * Looked at no more than once a second (or ten times what the last look cost).
+   */
+  promoteDue(force = false, p: QueuePaths = this.dirs.paths): number {
+    const now = this.clock.now();
+    if (!force && now < this.nextDelayedScan) return 0;
+    const started = monotonicMs();
+    const nowSec = Math.floor(now / 1000);
+    let moved = 0;
+    for (const name of listIfExists(p.delayed) ?? []) {
+      const file = parseInFlightName(name);
+      if (file === null || file.expiry > nowSec) continue;
+      try {
+        // RACE: another client promotes the same file; its rename or ours finds it gone (false).
+        if (claimRename(join(p.delayed, name), join(p.dir, readyNameOf(file)))) moved++;
+      } catch (err) {
+        throw this.dirs.missingOr(err);
+      }
+    }
+    this.delayedScanCost = monotonicMs() - started;
+    this.nextDelayedScan = now + Math.max(1000, 10 * this.delayedScanCost);
+    if (moved > 0 && this.report.logging) this.report.log('debug', `${this.name}: ${moved} delayed messages are due`);
+    return moved;
+  }
+
+  private relist(): void {
+    const started = monotonicMs();
+    this.dirs.check(false);
+    this.promoteDue();
+    const names = this.dirs.list(this.dirs.paths.dir);
+    // An old listing with names left is refreshed (names to serve earlier go in front);
+    // a used-up one is replaced.
+    this.listing = this.listing.remaining > 0 ? this.listing.refresh(names) : ReadyListing.of(names);
+    this.losingStreak = 0;
+    this.listedAt = this.clock.now();
+    this.listingCost = monotonicMs() - started;
+    this.report.log('debug', `listed ${this.name}: ${this.listing.size} ready in ${this.listingCost.toFixed(1)} ms`);
+  }
+
+  /** Drops the cached listing, so that the next consume lists the folder. */
+  forget(): void {
+    this.listing = ReadyListing.EMPTY;
+  }
+
+  /** A ready file was written: one that sorts before the next cached name must not wait for the next listing. */
+  wrote(filename: string): void {
+    if (this.listing.remaining > 0 && this.listing.sortsBeforeNext(filename)) this.forget();
+  }
+
+  /** A delayed file was written, due at this epoch second: delayed/ is looked at by then. */
+  delayedUntil(due: number): void {
+    this.nextDelayedScan = Math.min(this.nextDelayedScan, due * 1000);
+  }
+
+  /** A file put back into the queue, not to be tried again before `until` (ms). */
+  defer(name: string, until: number): void {
+    this.deferred.set(name, until);
+  }
+
+  /**
+   * RACE: a claim lost means another consumer is working at this point of the listing.
+   * Walking on behind it, this consumer would lose again at every name it takes first. So
+   * it jumps ahead a random distance, within a window that doubles with every claim lost
+   * since its last listing (2, 4, 8, ... up to 1,024 names). Consumers spread out over the
+   * listing, each walks a stretch of its own and rarely meets another; the names one jumps
+   * over are taken by the consumer behind, which walks into them, or found at the next
+   * listing. So order is kept to within the window, and exactly when there is no competition.
+   */
+  lost(): void {
+    this.lostClaims++;
+    // Never past half of what is left: jumping off the end would mean listing the folder again.
+    const window = Math.min(2 ** Math.min(10, ++this.losingStreak), Math.floor(this.listing.remaining / 2) + 1);
+    this.listing.skip(Math.floor(Math.random() * window));
+  }
+}
+
+/** The monotonic clock in ms; performance.now() would load perf_hooks, ~2 ms of a short command. */
+function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}

@@ -1,0 +1,134 @@
+/**
+ * What a Queue needs from the broker that opened it, as a few narrow pieces: each part of
+ * a queue is handed only the pieces it uses, and none of them knows the Broker (so no
+ * import runs back up from a queue to its broker).
+ */
+import type { DdmqError } from '../format/errors.js';
+import type { Message } from '../format/message.js';
+import type { TaskRecord } from '../format/records.js';
+import type { Settings } from '../format/settings.js';
+
+/** The store options the broker was opened with (see BrokerOptions). */
+export interface StoreConfig {
+  readonly root: string;
+  /** Create the root, and queues on publish/consume, when they are missing. */
+  readonly create: boolean;
+  /** Forces fsync on or off, over the `fsync` setting. */
+  readonly fsync: boolean | undefined;
+  /** Keep the queue's folders pinned for the per-message calls even in a tree only this user can write. */
+  readonly pinFolders: boolean;
+  /** Milliseconds between listings while a consumer still has names in hand (the floor). */
+  readonly listingInterval: number;
+  readonly cleanInterval: number;
+  /** Longest polling interval of a waiting consumer, in ms. */
+  readonly pollInterval: number;
+  /** Whether waiting consumers use file-change notification. */
+  readonly notify: boolean;
+}
+
+export interface Clock {
+  /** Epoch milliseconds; replaceable in tests. */
+  now(): number;
+}
+
+/** Where warnings and log lines go. */
+export interface Reporter {
+  warn(warning: DdmqError): void;
+  /** Whether log() goes anywhere: the per-message lines are not even made when not. */
+  readonly logging: boolean;
+  log(level: 'info' | 'debug', text: string): void;
+}
+
+/** The settings in force for a queue, layered and cached by the broker. */
+export interface SettingsSource {
+  settings(queue: string): Promise<Settings>;
+  /** The same without a promise, when they are cached; else undefined. */
+  cached(queue: string): Settings | undefined;
+}
+
+/** Writes a message into another queue (made if missing): where dead letters go. */
+export interface DeadLetterSink {
+  put(queue: string, msg: Message): Promise<string>;
+}
+
+export interface RecordSink {
+  /** Keeps a task record (buffered; see records.ts). */
+  record(record: Omit<TaskRecord, 'host' | 'pid'>): void;
+  /** Bounds the queue's task records (history_max_age, history_max_bytes); called by clean. */
+  prune(queue: string, settings: Settings): void;
+}
+
+/** Everything a Queue is given by its broker. */
+export interface QueueContext {
+  readonly config: StoreConfig;
+  readonly clock: Clock;
+  readonly report: Reporter;
+  readonly settings: SettingsSource;
+  readonly deadLetters: DeadLetterSink;
+  readonly records: RecordSink;
+}
+
+/** A Reporter over the broker's onWarning and log options. */
+export function reporter(
+  onWarning: ((warning: DdmqError) => void) | undefined,
+  logger: ((level: 'info' | 'debug', text: string) => void) | undefined,
+): Reporter {
+  return {
+    warn: onWarning ?? ((w) => process.emitWarning(w.message, { code: w.code })),
+    logging: logger !== undefined,
+    log: (level, text) => logger?.(level, text),
+  };
+}
+
+export interface BrokerOptions {
+  /** Create the root, and queues on publish/consume, when they are missing. */
+  create?: boolean;
+  /** Force fsync on or off, over the `fsync` setting. */
+  fsync?: boolean;
+  /**
+   * Work through folders opened without following links (pinned) for every call, also in
+   * a tree only this user can write (default false: there, the per-message calls use
+   * plain paths checked once a second, about a tenth cheaper on a fast disk; in a tree
+   * others can write, they are always pinned). The environment variable DDMQ_PIN_FOLDERS=1
+   * sets the default to true (for the command line). See "Nothing outside the root" in the README.
+   */
+  pinFolders?: boolean;
+  /**
+   * Milliseconds a consumer may serve from its cached listing before it lists the folder
+   * again (default 1000). The real interval is max(this, 10 × the last listing's time).
+   */
+  listingInterval?: number;
+  /** Milliseconds between the automatic cleans that consume does (default 60000). */
+  cleanInterval?: number;
+  /**
+   * Longest interval, in ms, at which a waiting consumer polls the folder (default 1000).
+   * Changes made on this host wake it at once through file-change notification; changes
+   * made by other hosts on a network file system are seen within this interval, plus
+   * the file system's own cache.
+   */
+  pollInterval?: number;
+  /** Use file-change notification while waiting (default true); false polls only. */
+  notify?: boolean;
+  /** Milliseconds settings files are cached (default 2000). */
+  settingsTtl?: number;
+  /** Called with corrupt files moved aside and other problems that do not stop the call. */
+  onWarning?: (warning: DdmqError) => void;
+  /** Called with what the broker does, for -v/-d output. */
+  log?: (level: 'info' | 'debug', text: string) => void;
+  /** Epoch milliseconds (tests replace it to move time). */
+  now?: () => number;
+}
+
+/** The store options of a broker opened with these options, the defaults filled in. */
+export function storeConfig(root: string, options: BrokerOptions): StoreConfig {
+  return {
+    root,
+    create: options.create ?? false,
+    fsync: options.fsync,
+    pinFolders: options.pinFolders ?? process.env.DDMQ_PIN_FOLDERS === '1',
+    listingInterval: options.listingInterval ?? 1000,
+    cleanInterval: options.cleanInterval ?? 60_000,
+    pollInterval: options.pollInterval ?? 1000,
+    notify: options.notify ?? true,
+  };
+}
