@@ -40,7 +40,7 @@ describe('opening a root', () => {
 describe('the public surface', () => {
   it("a Broker's host plumbing is not among its members; the worker and the command line reach it through brokerInternals", async () => {
     const { broker, warnings } = await fresh({ now: () => 1_234_000 });
-    const plumbing = ['put', 'warn', 'log', 'logging', 'now', 'cachedSettings', 'queue', 'record', 'pruneRecords', 'announceWorker', 'recordLeaseLost', 'fsync', 'pinFolders', 'listingInterval', 'cleanInterval', 'pollInterval', 'notify', 'create'];
+    const plumbing = ['put', 'warn', 'log', 'logging', 'now', 'cachedSettings', 'queue', 'record', 'pruneRecords', 'announceWorker', 'recordLeaseLost', 'fsync', 'pinFolders', 'listingIntervalMs', 'cleanIntervalMs', 'pollIntervalMs', 'notify', 'create'];
     const members = new Set<string>();
     for (let o: object | null = broker; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o)) for (const k of Object.getOwnPropertyNames(o)) members.add(k);
     assert.deepEqual(plumbing.filter((k) => members.has(k)), []);
@@ -102,7 +102,7 @@ describe('queues', () => {
 describe('publish', () => {
   it('writes the whole message file with every SPEC key, and no temporary file stays', async () => {
     const { broker, dir } = await fresh();
-    const msg = await broker.publish('q', 'hello', { priority: 3, timeout: 60, requeueLimit: 2, extra: { headers: { a: 1 } } });
+    const msg = await broker.publish('q', 'hello', { priority: 3, lease: 60, requeueLimit: 2, extra: { headers: { a: 1 } } });
     assert.deepEqual(ls(dir), [msg.filename, 'ddmq.yaml', 'work'].sort());
     const data = JSON.parse(fs.readFileSync(join(dir, msg.filename), 'utf8'));
     assert.deepEqual(data, {
@@ -134,7 +134,7 @@ describe('publish', () => {
 
   it('refuses bad options and values that are not JSON, writing nothing', async () => {
     const { broker, dir, root } = await fresh();
-    for (const opts of [{ priority: -1 }, { priority: 1.5 }, { priority: 2 ** 60 }, { timeout: 0 }, { timeout: -5 }, { requeuePrio: -1 }, { requeueLimit: -1 }, { extra: { id: 'x' } }]) {
+    for (const opts of [{ priority: -1 }, { priority: 1.5 }, { priority: 2 ** 60 }, { lease: 0 }, { lease: -5 }, { requeuePrio: -1 }, { requeueLimit: -1 }, { extra: { id: 'x' } }]) {
       await assert.rejects(broker.publish('q', 'x', opts as never), code('INVALID_ARGUMENT'), JSON.stringify(opts));
     }
     await assert.rejects(broker.publish('q', 10n), code('INVALID_ARGUMENT'));
@@ -191,16 +191,16 @@ describe('consume', () => {
     const { broker } = await fresh({ now: clock.now });
     await broker.setSettings('q', { message_timeout: 100 });
     await broker.publish('q', 'a');
-    await broker.publish('q', 'b', { timeout: 50 });
-    await broker.publish('q', 'c', { timeout: 50 });
+    await broker.publish('q', 'b', { lease: 50 });
+    await broker.publish('q', 'c', { lease: 50 });
     const nowSec = Math.floor(clock.now() / 1000);
     const [a, b] = await broker.consume('q', { n: 2 });
     assert.equal(parseInFlightName(a!.filename)!.expiry, nowSec + 100);
     assert.equal(parseInFlightName(b!.filename)!.expiry, nowSec + 50);
-    const [c] = await broker.consume('q', { timeout: 7 });
+    const [c] = await broker.consume('q', { lease: 7 });
     assert.equal(parseInFlightName(c!.filename)!.expiry, nowSec + 7);
     await assert.rejects(broker.consume('q', { n: 0 }), code('INVALID_ARGUMENT'));
-    await assert.rejects(broker.consume('q', { timeout: 0 }), code('INVALID_ARGUMENT'));
+    await assert.rejects(broker.consume('q', { lease: 0 }), code('INVALID_ARGUMENT'));
   });
 
   it('does not list the folder again for every message (2,000 drained with 2 listings)', async () => {
@@ -221,7 +221,7 @@ describe('consume', () => {
 
   it("sees another client's new message once its listing is older than the interval", async () => {
     const clock = manualClock();
-    const { root, broker } = await fresh({ now: clock.now, listingInterval: 1000 });
+    const { root, broker } = await fresh({ now: clock.now, listingIntervalMs: 1000 });
     const other = await Broker.open(root);
     for (const t of ['a', 'b', 'c']) await other.publish('q', t);
     assert.equal((await broker.consumeOne('q'))!.text, 'a');
@@ -391,7 +391,7 @@ describe('ack, nack, extend', () => {
     const clock = manualClock();
     const { broker, work } = await fresh({ now: clock.now });
     await broker.publish('q', 'x');
-    const m = (await broker.consumeOne('q', { timeout: 10 }))!;
+    const m = (await broker.consumeOne('q', { lease: 10 }))!;
     const before = m.filename;
     clock.advance(5000);
     const after = await broker.extend(m, 100);
@@ -410,9 +410,9 @@ describe('clean', () => {
   it('requeues expired messages once, leaves live leases alone, drops at the limit', async () => {
     const clock = manualClock();
     const { broker, work } = await fresh({ now: clock.now });
-    await broker.publish('q', 'short', { timeout: 10 });
-    await broker.publish('q', 'limited', { timeout: 10, requeueLimit: 0 });
-    await broker.publish('q', 'long', { timeout: 1000 });
+    await broker.publish('q', 'short', { lease: 10 });
+    await broker.publish('q', 'limited', { lease: 10, requeueLimit: 0 });
+    await broker.publish('q', 'long', { lease: 1000 });
     const got = await broker.consume('q', { n: 3 });
     assert.equal(got.length, 3);
     clock.advance(11_000);
@@ -435,19 +435,19 @@ describe('clean', () => {
     const { root, broker } = await fresh();
     await broker.setSettings('q', { expiry_grace: 30 });
     await broker.publish('q', 'x');
-    await broker.consume('q', { timeout: 10 });
+    await broker.consume('q', { lease: 10 });
     const ahead = (seconds: number) => Broker.open(root, { now: () => Date.now() + seconds * 1000 });
     assert.equal((await (await ahead(35)).clean('q'))[0]!.requeued, 0, '10 s lease + 30 s grace not yet over');
     assert.equal((await (await ahead(45)).clean('q'))[0]!.requeued, 1, 'a clock ahead by more than the grace takes it');
     await broker.setSettings('q', { expiry_grace: 0 });
-    await broker.consume('q', { timeout: 10 });
+    await broker.consume('q', { lease: 10 });
     assert.equal((await (await ahead(12)).clean('q'))[0]!.requeued, 1);
   });
 
-  it('consume cleans first unless told not to, at most once a cleanInterval', async () => {
+  it('consume cleans first unless told not to, at most once a cleanIntervalMs', async () => {
     const clock = manualClock();
-    const { broker } = await fresh({ now: clock.now, cleanInterval: 60_000 });
-    await broker.publish('q', 'x', { timeout: 1 });
+    const { broker } = await fresh({ now: clock.now, cleanIntervalMs: 60_000 });
+    await broker.publish('q', 'x', { lease: 1 });
     await broker.consume('q');
     clock.advance(2000);
     assert.deepEqual(await broker.consume('q', { skipCleaning: true }), []);

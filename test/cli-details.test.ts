@@ -43,7 +43,7 @@ describe('where a message went', () => {
     assert.ok(String(row.dead_lettered_as).startsWith('dead/') && String(row.dead_lettered_as).includes(b!.id));
 
     const expired = await Broker.open(root, { now: () => Date.now() - 10_000 });
-    await expired.publish('q', 'c', { requeueLimit: 0, timeout: 1 });
+    await expired.publish('q', 'c', { requeueLimit: 0, lease: 1 });
     await expired.consume('q');
     assert.equal(ddmq('clean', root, 'q').out, 'cleaned q (0 requeued, 0 dropped, 1 dead-lettered, 0 corrupt)\n');
     assert.equal((await broker.counts('dead'))[0]!.ready, 3);

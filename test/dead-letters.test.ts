@@ -47,7 +47,7 @@ describe('dead letters', () => {
 
   it('clean of an expired message past its requeue limit moves it to the dead-letter queue', async () => {
     const { broker, advance } = await setup();
-    const published = await broker.publish('q', 'expired', { requeueLimit: 0, timeout: 1 });
+    const published = await broker.publish('q', 'expired', { requeueLimit: 0, lease: 1 });
     await broker.consume('q');
     advance(5000);
     assert.equal((await broker.clean('q'))[0]!.deadLettered, 1);

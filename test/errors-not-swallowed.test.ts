@@ -108,7 +108,7 @@ describe('one bad queue does not stop the others', () => {
       const { root, broker, advance } = await setup();
       for (const q of ['a', 'bad', 'z']) await broker.createQueue(q, { expiry_grace: 0 });
       for (const q of ['a', 'z']) {
-        await broker.publish(q, `expired in ${q}`, { timeout: 1 });
+        await broker.publish(q, `expired in ${q}`, { lease: 1 });
         await broker.consumeOne(q);
       }
       spoil(join(root, 'bad'));

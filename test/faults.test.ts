@@ -120,7 +120,7 @@ describe('a read-only tree', { skip: needsRoot }, () => {
     const broker = await Broker.open(rw, { create: true, now: () => Date.now() - 100_000 });
     await broker.createQueue('q');
     for (const t of ['a', 'b', 'c']) await broker.publish('q', t);
-    const [held] = await broker.consume('q', { timeout: 1 }); // expired: clean would requeue it
+    const [held] = await broker.consume('q', { lease: 1 }); // expired: clean would requeue it
     const before = JSON.stringify((await broker.counts('q'))[0]);
     const ro = mounted(['--bind', rw]);
     execFileSync('mount', ['-o', 'remount,bind,ro', ro]);

@@ -97,11 +97,11 @@ describe('hostile input: the library', () => {
   it('refuses numbers out of range or of the wrong type', async () => {
     const bad = [-1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, '5', true, {}];
     for (const v of bad) {
-      for (const key of ['priority', 'timeout', 'requeuePrio', 'requeueLimit']) {
+      for (const key of ['priority', 'lease', 'requeuePrio', 'requeueLimit']) {
         await assert.rejects(broker.publish('q', 'x', { [key]: v } as never), code('INVALID_ARGUMENT'), `${key}: ${String(v)}`);
       }
       await assert.rejects(broker.consume('q', { n: v as number }), code('INVALID_ARGUMENT'), `n: ${String(v)}`);
-      await assert.rejects(broker.consume('q', { timeout: v as number }), code('INVALID_ARGUMENT'), `timeout: ${String(v)}`);
+      await assert.rejects(broker.consume('q', { lease: v as number }), code('INVALID_ARGUMENT'), `lease: ${String(v)}`);
     }
     await broker.publish('q', 'x');
     const [m] = await broker.consume('q');

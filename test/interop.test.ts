@@ -125,7 +125,7 @@ describe('interoperability with the original tool', { skip: PYTHON === undefined
     const { root } = await tree();
     const past = await Broker.open(root, { now: () => Date.now() - 10_000 });
     await past.publish('q', 'expired', { requeueLimit: 5 });
-    const [m] = await past.consume('q', { timeout: 1 });
+    const [m] = await past.consume('q', { lease: 1 });
     assert.ok(parseInFlightName(m!.filename)!.token.length > 0);
     assert.equal(original('clean', root, 'q').trim(), '1');
     const broker = await Broker.open(root);
@@ -180,7 +180,7 @@ async function expiredQueue(n: number): Promise<{ root: string; idOf: Map<string
     const p = `m${String(i).padStart(5, '0')}`;
     idOf.set(p, (await past.publish('q', p)).id);
   }
-  assert.equal((await past.consume('q', { n, timeout: 1, skipCleaning: true })).length, n);
+  assert.equal((await past.consume('q', { n, lease: 1, skipCleaning: true })).length, n);
   return { root, idOf };
 }
 
@@ -453,12 +453,12 @@ describe('differences on a shared tree (the README table)', { skip: PYTHON === u
 
   it("the original's requeue is a new message: new id and number; its timeout and keys it does not know are dropped", async () => {
     const { root, broker } = await tree();
-    const sent = await broker.publish('q', { task: 1 }, { timeout: 900, extra: { headers: { h: 1 } } });
+    const sent = await broker.publish('q', { task: 1 }, { lease: 900, extra: { headers: { h: 1 } } });
     const [m] = await broker.consume('q');
     await broker.nack(m!, { requeue: true, error: 'boom' });
     const [again] = await broker.consume('q');
     // Ours keeps them all.
-    assert.deepEqual([again!.id, again!.timeout, again!.extra], [sent.id, 900, { headers: { h: 1 }, last_error: 'boom' }]);
+    assert.deepEqual([again!.id, again!.lease, again!.extra], [sent.id, 900, { headers: { h: 1 }, last_error: 'boom' }]);
     expire(root, 'q', again!.filename);
     assert.equal(original('clean', root, 'q').trim(), '1');
     const file = readyFile(root, 'q');
@@ -477,7 +477,7 @@ describe('differences on a shared tree (the README table)', { skip: PYTHON === u
     const { root } = await tree();
     const past = await Broker.open(root, { now: () => Date.now() - 11_000 });
     await past.publish('q', 'ten seconds over');
-    await past.consume('q', { timeout: 1 }); // ran out 10 s ago, by this host's clock
+    await past.consume('q', { lease: 1 }); // ran out 10 s ago, by this host's clock
     const broker = await Broker.open(root);
     assert.deepEqual([(await broker.counts('q'))[0]!.expired, (await broker.clean('q'))[0]!.requeued], [0, 0]);
     assert.equal(original('clean', root, 'q').trim(), '1');
@@ -505,7 +505,7 @@ describe('differences on a shared tree (the README table)', { skip: PYTHON === u
     // An expired lease of ours is not taken back by our consume within the minute after.
     const past = await Broker.open(root, { now: () => Date.now() - 3_600_000 });
     await past.publish('q', 'expired');
-    await past.consume('q', { timeout: 1, skipCleaning: true });
+    await past.consume('q', { lease: 1, skipCleaning: true });
     const fresh = await Broker.open(root);
     assert.deepEqual(await fresh.consume('q'), []);
     assert.equal(ls(join(root, 'q', 'work')).length, 1);

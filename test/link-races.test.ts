@@ -55,7 +55,7 @@ async function race(place: Place, mode: 'exposed' | 'pinFolders') {
   const link = join(dir, 'link');
   fs.symlinkSync(place === 'q' ? canary : join(canary, place.slice(2)), link);
 
-  const broker = await Broker.open(root, { pinFolders: mode === 'pinFolders', listingInterval: 0, onWarning: () => {} });
+  const broker = await Broker.open(root, { pinFolders: mode === 'pinFolders', listingIntervalMs: 0, onWarning: () => {} });
   let published = 0;
   let acked = 0;
   let refused = 0;

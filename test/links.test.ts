@@ -95,7 +95,7 @@ async function makeTree(root: string): Promise<void> {
   await past.publish('keep', 'kept');
   await past.publish('q', 'ready one');
   await past.publish('q', 'in flight, expired');
-  await past.consume('q', { timeout: 1 });
+  await past.consume('q', { lease: 1 });
   await past.publish('q', 'delayed, due', { delay: 1 });
   await past.publish('q', 'doomed', { requeueLimit: 0 });
   const [doomed] = await past.consume('q', { skipCleaning: true });

@@ -27,7 +27,7 @@ describe('message codec', () => {
         jsonValue,
         fc.record({
           priority: fc.nat(),
-          timeout: fc.option(fc.integer({ min: 1, max: 1e6 }), { nil: null }),
+          lease: fc.option(fc.integer({ min: 1, max: 1e6 }), { nil: null }),
           requeue: fc.oneof(fc.boolean(), fc.nat(), fc.constant(null)),
           requeueCounter: fc.nat(),
           requeueLimit: fc.option(fc.nat(), { nil: null }),
@@ -70,7 +70,7 @@ describe('message codec', () => {
     assert.deepEqual([minimal.priority, minimal.queueNumber, minimal.id, minimal.queue, minimal.requeueCounter], [5, file.queueNumber, file.id, 'q', 0]);
     assert.equal(minimal.text, '{"a":1}');
     // A timeout of 0 means "unset" to the original, and to us.
-    assert.equal(decodeMessage('{"message": "", "timeout": 0}', ctx).timeout, null);
+    assert.equal(decodeMessage('{"message": "", "timeout": 0}', ctx).lease, null);
   });
 
   it('rejects what is not a message object, naming the file and the key', () => {

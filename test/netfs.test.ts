@@ -85,7 +85,7 @@ for (const rig of rigs) {
       await past.createQueue('q');
       const ids = new Set<string>();
       for (let i = 0; i < 400; i++) ids.add((await past.publish('q', i)).id);
-      assert.equal((await past.consume('q', { n: 400, timeout: 1 })).length, 400);
+      assert.equal((await past.consume('q', { n: 400, lease: 1 })).length, 400);
       const startAt = Date.now() + 2000;
       const results = await Promise.all([onA, onB, onA, onB].map((m) => worker('clean', join(m, 'clean'), 'q', startAt)));
       const requeued = results.map((r) => {
@@ -120,7 +120,7 @@ for (const rig of rigs) {
 
     it('a consumer waiting through B gets what A publishes: by polling, as no notification crosses mounts', async () => {
       const publisher = await Broker.open(join(onA, 'visible'));
-      const consumer = await Broker.open(join(onB, 'visible'), { pollInterval: 500 });
+      const consumer = await Broker.open(join(onB, 'visible'), { pollIntervalMs: 500 });
       const waiting = consumer.consume('q', { wait: rig.cacheSeconds + 10, skipCleaning: true });
       await new Promise((r) => setTimeout(r, 300));
       await publisher.publish('q', 'waited for');

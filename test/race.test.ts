@@ -66,7 +66,7 @@ describe('races between processes', () => {
     await past.createQueue('q');
     const published = new Set<string>();
     for (let i = 0; i < 2000; i++) published.add((await past.publish('q', i)).id);
-    assert.equal((await past.consume('q', { n: 2000, timeout: 1 })).length, 2000);
+    assert.equal((await past.consume('q', { n: 2000, lease: 1 })).length, 2000);
     assert.equal(ls(join(root, 'q', 'work')).length, 2000);
 
     const startAt = Date.now() + 1500;

@@ -17,7 +17,7 @@ import { ls, manualClock, tempDir } from './helpers.js';
 async function setup(settings: Record<string, unknown> = {}) {
   const root = join(tempDir(), 'root');
   const clock = manualClock(Date.UTC(2026, 0, 1));
-  const broker = await Broker.open(root, { create: true, now: clock.now, settingsTtl: 0 });
+  const broker = await Broker.open(root, { create: true, now: clock.now, settingsTtlMs: 0 });
   await broker.createQueue('q', settings);
   return { root, broker, clock, dir: join(root, 'q') };
 }
@@ -73,7 +73,7 @@ describe('retry backoff', () => {
 
   it('expired leases come back at once, at requeue_prio; forced requeues and releases at once too', async () => {
     const { broker, clock } = await setup({ retry_delay: 100, expiry_grace: 0, requeue_prio: 3 });
-    await broker.publish('q', 'abandoned', { timeout: 5 });
+    await broker.publish('q', 'abandoned', { lease: 5 });
     await broker.consumeOne('q');
     clock.advance(7000);
     assert.equal((await broker.clean('q'))[0]!.requeued, 1);
@@ -157,7 +157,7 @@ describe('requeue_limit and dead letters', () => {
   it("the queue the root's file names as dead_letter drops its own dead letters, and says so once", async () => {
     const root = join(tempDir(), 'root');
     const warnings: string[] = [];
-    const broker = await Broker.open(root, { create: true, settingsTtl: 0, onWarning: (w) => warnings.push(w.message) });
+    const broker = await Broker.open(root, { create: true, settingsTtlMs: 0, onWarning: (w) => warnings.push(w.message) });
     await broker.createQueue('dead', { retry_delay: 0 });
     await broker.setSettings(undefined, { dead_letter: 'dead' });
     for (const text of ['one', 'two']) await broker.publish('dead', text, { requeue: false });

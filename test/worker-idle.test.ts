@@ -21,7 +21,7 @@ async function setup(settings: Record<string, unknown> = {}) {
 async function deadWorkersMessage(root: string, text: string) {
   const other = await Broker.open(root);
   await other.publish('q', text);
-  const [m] = await other.consume('q', { timeout: 1 });
+  const [m] = await other.consume('q', { lease: 1 });
   assert.equal(m?.text, text);
 }
 
@@ -80,7 +80,7 @@ describe('idle exit', () => {
     const { root, broker } = await setup();
     await broker.publish('q', 'held');
     const other = await Broker.open(root);
-    await other.consume('q', { timeout: 60 });
+    await other.consume('q', { lease: 60 });
     const started = Date.now();
     const stats = await work(broker, 'q', () => {}, { idleExit: 0.3, idleIgnoresInFlight: true }).done;
     assert.equal(stats.done, 0);

@@ -67,7 +67,7 @@ describe('worker leases', () => {
         // Another client, whose clock is a minute ahead, cleans the message and takes it.
         const other = await Broker.open(root, { now: () => Date.now() + 60_000 });
         assert.equal((await other.clean('q'))[0]!.requeued, 1);
-        [stolen] = await other.consume('q', { timeout: 600, skipCleaning: true });
+        [stolen] = await other.consume('q', { lease: 600, skipCleaning: true });
         await sleep(3500, ctx.signal);
       },
       { lease: 1, maxMessages: 1, onEvent: (e) => events.push(e) },

@@ -350,7 +350,7 @@ describe('ddmq work: a lost lease', () => {
     // Another host whose clock is a minute ahead takes the message back, and takes it.
     const other = await Broker.open(root, { now: () => Date.now() + 60_000 });
     assert.equal((await other.clean('q'))[0]!.requeued, 1);
-    const [stolen] = await other.consume('q', { timeout: 600, skipCleaning: true });
+    const [stolen] = await other.consume('q', { lease: 600, skipCleaning: true });
     assert.equal(stolen?.text, 'a');
     assert.equal(await w.exit(10_000), 0, w.err);
     assert.equal(alive(pid!), false, 'the task was ended');

@@ -31,7 +31,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('waiting for messages', () => {
   it('consume({ wait }) takes a message another process publishes meanwhile: change notification, not polling', async () => {
     // Polling set to a minute: only notification can deliver within the 30 s wait.
-    const { root, broker } = await setup({}, { pollInterval: 60_000 });
+    const { root, broker } = await setup({}, { pollIntervalMs: 60_000 });
     const q = await brokerInternals(broker).queue('q');
     assert.ok(q.watcher().notifying, 'fs.watch works on this file system');
     const later = publishLater(root, 'hello', 300);
@@ -43,7 +43,7 @@ describe('waiting for messages', () => {
 
   it('polls with backoff where notification is missing (as on NFS), and returns [] at the deadline', async () => {
     // As on a network file system, where no event comes from other hosts.
-    const { root, broker } = await setup({}, { pollInterval: 200, notify: false });
+    const { root, broker } = await setup({}, { pollIntervalMs: 200, notify: false });
     assert.equal((await brokerInternals(broker).queue('q')).watcher().notifying, false);
     const later = publishLater(root, 'polled', 300);
     const got = await broker.consume('q', { wait: 30 });

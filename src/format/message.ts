@@ -34,8 +34,11 @@ export interface MessageFields {
   id: string;
   /** The file's name: the ready name when published, the in-flight name once consumed. */
   filename: string;
-  /** This message's lease in seconds; null: the queue's `message_timeout`. */
-  timeout: number | null;
+  /**
+   * This message's lease in seconds; null: the queue's `message_timeout`. The file's key
+   * for it is `timeout`, the original tool's name.
+   */
+  lease: number | null;
   /** null: the queue's `requeue` setting decides. */
   requeue: Requeue | null;
   requeueCounter: number;
@@ -52,7 +55,7 @@ export class Message implements MessageFields {
   queueNumber: string;
   id: string;
   filename: string;
-  timeout: number | null;
+  lease: number | null;
   requeue: Requeue | null;
   requeueCounter: number;
   requeueLimit: number | null;
@@ -72,7 +75,7 @@ export class Message implements MessageFields {
     this.queueNumber = fields.queueNumber;
     this.id = fields.id;
     this.filename = fields.filename;
-    this.timeout = fields.timeout;
+    this.lease = fields.lease;
     this.requeue = fields.requeue;
     this.requeueCounter = fields.requeueCounter;
     this.requeueLimit = fields.requeueLimit;
@@ -93,7 +96,7 @@ export class Message implements MessageFields {
       queue_number: this.queueNumber,
       id: this.id,
       filename: this.filename,
-      timeout: this.timeout,
+      timeout: this.lease,
       requeue: this.requeue,
       requeue_counter: this.requeueCounter,
       requeue_limit: this.requeueLimit,
@@ -175,7 +178,7 @@ export function decodeMessage(
     id: optional(obj.id, path, 'id', isString, 'a string') ?? file.id,
     filename: optional(obj.filename, path, 'filename', isString, 'a string') ?? file.name,
     // The original treats a timeout of 0 as unset; so do we.
-    timeout: optional(obj.timeout, path, 'timeout', isCount, 'a non-negative integer or null') || null,
+    lease: optional(obj.timeout, path, 'timeout', isCount, 'a non-negative integer or null') || null,
     requeue,
     requeueCounter: optional(obj.requeue_counter, path, 'requeue_counter', isCount, 'a non-negative integer') ?? 0,
     requeueLimit: optional(obj.requeue_limit, path, 'requeue_limit', isCount, 'a non-negative integer or null') ?? null,

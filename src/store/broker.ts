@@ -57,7 +57,7 @@ export class Broker {
     this.#config = config;
     this.#clock = { now: () => now() };
     this.#report = reporter(options.onWarning, options.log);
-    this.#settings = new SettingsCache(root, options.settingsTtl ?? 2000, config.fsync, this.#clock);
+    this.#settings = new SettingsCache(root, options.settingsTtlMs ?? 2000, config.fsync, this.#clock);
     this.#folders = new RootQueues(root, this.#settings, config.fsync, this.#report);
     this.#history = new History(root, this.#settings, this.#clock, this.#report);
     this.#deadLetters = new DeadLetters(root, { create: config.create, queue: (name) => this.#queue(name), isOpen: (name) => this.#queues.has(name) }, this.#folders);

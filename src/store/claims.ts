@@ -44,8 +44,8 @@ export class Claimer {
     const msg = this.readClaimed(inFlight);
     if (msg === null) return null;
     // The message's own lease applies when the call did not set one; it is only known now.
-    if (callTimeout === undefined && msg.timeout !== null && msg.timeout !== lease) {
-      const renewed = inFlightFileName(nowSec + msg.timeout, ready, newClaimToken());
+    if (callTimeout === undefined && msg.lease !== null && msg.lease !== lease) {
+      const renewed = inFlightFileName(nowSec + msg.lease, ready, newClaimToken());
       if (!this.claim(this.dirs.workSlash + inFlight, renewed)) return null;
       inFlight = renewed;
     }

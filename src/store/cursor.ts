@@ -32,18 +32,18 @@ export class ClaimCursor {
     private readonly clock: Clock,
     private readonly report: Reporter,
     /** The floor of the listing interval, in ms. */
-    private readonly listingInterval: number,
+    private readonly listingIntervalMs: number,
   ) {}
 
   /**
    * The next name to try from the cached listing. The folder is listed again when the
-   * listing is used up, or when it is older than max(listingInterval, 10 × what the last
+   * listing is used up, or when it is older than max(listingIntervalMs, 10 × what the last
    * listing took), so that listing costs at most about a tenth of the time however deep
    * the queue is. 'exhausted' when a fresh listing gave nothing that could be claimed.
    */
   next(mayRelist: boolean): string | 'relisted' | 'exhausted' {
     const now = this.clock.now();
-    const maxAge = Math.max(this.listingInterval, 10 * this.listingCost);
+    const maxAge = Math.max(this.listingIntervalMs, 10 * this.listingCost);
     if (now - this.listedAt <= maxAge) {
       for (let name = this.listing.next(); name !== undefined; name = this.listing.next()) {
         if (this.deferred.size === 0) return name;

@@ -18,10 +18,10 @@ export interface StoreConfig {
   /** Keep the queue's folders pinned for the per-message calls even in a tree only this user can write. */
   readonly pinFolders: boolean;
   /** Milliseconds between listings while a consumer still has names in hand (the floor). */
-  readonly listingInterval: number;
-  readonly cleanInterval: number;
+  readonly listingIntervalMs: number;
+  readonly cleanIntervalMs: number;
   /** Longest polling interval of a waiting consumer, in ms. */
-  readonly pollInterval: number;
+  readonly pollIntervalMs: number;
   /** Whether waiting consumers use file-change notification. */
   readonly notify: boolean;
 }
@@ -97,20 +97,20 @@ export interface BrokerOptions {
    * Milliseconds a consumer may serve from its cached listing before it lists the folder
    * again (default 1000). The real interval is max(this, 10 × the last listing's time).
    */
-  listingInterval?: number;
+  listingIntervalMs?: number;
   /** Milliseconds between the automatic cleans that consume does (default 60000). */
-  cleanInterval?: number;
+  cleanIntervalMs?: number;
   /**
    * Longest interval, in ms, at which a waiting consumer polls the folder (default 1000).
    * Changes made on this host wake it at once through file-change notification; changes
    * made by other hosts on a network file system are seen within this interval, plus
    * the file system's own cache.
    */
-  pollInterval?: number;
+  pollIntervalMs?: number;
   /** Use file-change notification while waiting (default true); false polls only. */
   notify?: boolean;
   /** Milliseconds settings files are cached (default 2000). */
-  settingsTtl?: number;
+  settingsTtlMs?: number;
   /** Called with corrupt files moved aside and other problems that do not stop the call. */
   onWarning?: (warning: DdmqError) => void;
   /** Called with what the broker does, for -v/-d output. */
@@ -126,9 +126,9 @@ export function storeConfig(root: string, options: BrokerOptions): StoreConfig {
     create: options.create ?? false,
     fsync: options.fsync,
     pinFolders: options.pinFolders ?? process.env.DDMQ_PIN_FOLDERS === '1',
-    listingInterval: options.listingInterval ?? 1000,
-    cleanInterval: options.cleanInterval ?? 60_000,
-    pollInterval: options.pollInterval ?? 1000,
+    listingIntervalMs: options.listingIntervalMs ?? 1000,
+    cleanIntervalMs: options.cleanIntervalMs ?? 60_000,
+    pollIntervalMs: options.pollIntervalMs ?? 1000,
     notify: options.notify ?? true,
   };
 }

@@ -40,13 +40,17 @@ export interface ConsumeOptions {
   /**
    * Seconds to wait for a message when there is none (default 0: return [] at once).
    * Waiting uses change notification where the file system gives it and polling with
-   * backoff (up to the broker's pollInterval) where it does not.
+   * backoff (up to the broker's pollIntervalMs) where it does not.
    */
   wait?: number;
   /** Ends a wait early: consume then returns what it has ([]). */
   signal?: AbortSignal;
-  /** Lease in seconds for these messages, over the message's own and the queue's. */
-  timeout?: number;
+  /**
+   * Lease in seconds for these messages, over the message's own and the queue's: how long
+   * this consumer may hold them before they are requeued.
+   * @default the message's own lease, else the queue's `message_timeout` setting
+   */
+  lease?: number;
   /** Do not clean expired messages first. */
   skipCleaning?: boolean;
 }
@@ -83,12 +87,12 @@ export class Queue {
     this.workDir = plain.work;
     this.corruptDir = plain.corrupt;
     this.delayedDir = plain.delayed;
-    this.cursor = new ClaimCursor(name, this.dirs, clock, report, config.listingInterval);
+    this.cursor = new ClaimCursor(name, this.dirs, clock, report, config.listingIntervalMs);
     this.writer = new MessageWriter(name, this.dirs, this.cursor, this.queueSettings, config.fsync, clock, report);
     this.claimer = new Claimer(name, this.dirs, this.cursor, this.queueSettings, clock, report);
     const requeuer = new Requeuer(name, config.root, this.dirs, this.writer, host.deadLetters, clock, report);
     this.settler = new Settler(name, this.dirs, this.claimer, requeuer, this.queueSettings, host.records, clock, report);
-    this.cleaner = new Cleaner(name, this.dirs, this.cursor, this.claimer, requeuer, this.settler, this.queueSettings, host.records, clock, report, config.cleanInterval);
+    this.cleaner = new Cleaner(name, this.dirs, this.cursor, this.claimer, requeuer, this.settler, this.queueSettings, host.records, clock, report, config.cleanIntervalMs);
     this.inspector = new Inspector(name, this.dirs, this.cursor, this.queueSettings, clock, report);
   }
 
@@ -153,7 +157,7 @@ export class Queue {
 
   /** The folder watcher that waiting consumers share (made on first use). */
   watcher(): FolderWatcher {
-    this.folderWatcher ??= new FolderWatcher(this.dir, { pollMax: this.config.pollInterval, notify: this.config.notify });
+    this.folderWatcher ??= new FolderWatcher(this.dir, { pollMax: this.config.pollIntervalMs, notify: this.config.notify });
     return this.folderWatcher;
   }
 
@@ -168,8 +172,8 @@ export class Queue {
     this.dirs.check(false);
     const n = options.n ?? 1;
     if (!Number.isSafeInteger(n) || n < 1) throw invalid('n', n, 'a whole number, at least 1');
-    if (options.timeout !== undefined && !(Number.isSafeInteger(options.timeout) && options.timeout >= 1 && options.timeout <= MAX_SECONDS)) {
-      throw invalid('timeout', options.timeout, `a whole number of seconds, from 1 to ${MAX_SECONDS} (ten years)`);
+    if (options.lease !== undefined && !(Number.isSafeInteger(options.lease) && options.lease >= 1 && options.lease <= MAX_SECONDS)) {
+      throw invalid('lease', options.lease, `a whole number of seconds, from 1 to ${MAX_SECONDS} (ten years)`);
     }
     const now = this.queueSettings.now();
     const settings = now instanceof Promise ? await now : now;
@@ -184,7 +188,7 @@ export class Queue {
         claimedSinceListing = 0;
         continue;
       }
-      const msg = this.claimer.claimReady(candidate, options.timeout ?? settings.message_timeout, options.timeout);
+      const msg = this.claimer.claimReady(candidate, options.lease ?? settings.message_timeout, options.lease);
       if (msg) {
         out.push(msg);
         claimedSinceListing++;

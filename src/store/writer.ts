@@ -24,8 +24,12 @@ const DURABLE_GROUP = 512;
 export interface PublishOptions {
   /** Lower is served first; default: the `priority` setting. */
   priority?: number;
-  /** This message's lease in seconds; default: the queue's `message_timeout`. */
-  timeout?: number | null;
+  /**
+   * This message's lease in seconds: how long a consumer may hold it before it is
+   * requeued (written as the file's `timeout`).
+   * @default the queue's `message_timeout` setting
+   */
+  lease?: number | null;
   /** Requeue on nack and expiry; default: the `requeue` setting. */
   requeue?: boolean;
   /** Priority when requeued; implies requeue; default: the `requeue_prio` setting. */
@@ -128,7 +132,7 @@ export class MessageWriter {
       queueNumber: queueNumbers.next(),
       id: newMessageId(),
       filename: '',
-      timeout: options.timeout ?? null,
+      lease: options.lease ?? null,
       requeue,
       requeueCounter: 0,
       requeueLimit: options.requeueLimit ?? null,
@@ -279,7 +283,7 @@ function checkPublishOptions(o: PublishOptions): void {
     }
   };
   if (o.priority !== undefined) check('priority', o.priority, 'priority');
-  if (o.timeout !== undefined && o.timeout !== null) check('message_timeout', o.timeout, 'timeout');
+  if (o.lease !== undefined && o.lease !== null) check('message_timeout', o.lease, 'lease');
   if (o.requeuePrio !== undefined) check('requeue_prio', o.requeuePrio, 'requeue priority');
   if (o.requeueLimit !== undefined && o.requeueLimit !== null && !isCount(o.requeueLimit)) {
     throw invalid('requeue limit', o.requeueLimit, 'a non-negative whole number');

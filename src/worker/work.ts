@@ -375,7 +375,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
         idle.busy(); // the idle time counts from the end of the last task
         continue;
       }
-      const [message] = await broker.consume(queue, { wait: idle.wait(), signal: stopping.signal, timeout: options.lease });
+      const [message] = await broker.consume(queue, { wait: idle.wait(), signal: stopping.signal, lease: options.lease });
       if (message === undefined) {
         if (stopping.signal.aborted) break;
         if (tasks.size > 0) idle.busy();
@@ -389,7 +389,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
         await releaseUntried(message);
         break;
       }
-      start(message, options.lease ?? message.timeout ?? settings.message_timeout);
+      start(message, options.lease ?? message.lease ?? settings.message_timeout);
     }
   };
 
@@ -441,7 +441,7 @@ export async function* messages(
   const handedOut = new Set<Message>();
   while (!options.signal?.aborted) {
     await yieldToEventLoop();
-    const [message] = await broker.consume(queue, { wait: idle.wait(), signal: options.signal, timeout: options.lease });
+    const [message] = await broker.consume(queue, { wait: idle.wait(), signal: options.signal, lease: options.lease });
     if (message !== undefined) {
       if (options.idleExit !== undefined && options.idleIgnoresInFlight !== true) {
         handedOut.add(message);

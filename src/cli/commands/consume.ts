@@ -27,7 +27,7 @@ export const consume: CommandSpec = {
     const broker = await openBroker(input, ctx);
     const messages = await broker.consume(queue, {
       n: (input.n as number | undefined) ?? 1,
-      timeout: input.timeout as number | undefined,
+      lease: input.timeout as number | undefined,
       skipCleaning: Boolean(input.skip_cleaning),
       wait: (input.wait as number | undefined) ?? 0,
     });

@@ -123,7 +123,7 @@ async function publishFile(input: Input, ctx: RunContext, queue: string, file: s
 function publishOptionsOf(input: Input): PublishOptions {
   return {
     priority: input.priority as number | undefined,
-    timeout: input.timeout as number | undefined,
+    lease: input.timeout as number | undefined,
     requeue: input.requeue === true ? true : input.requeue === false || input.no_requeue === true ? false : undefined,
     requeuePrio: input.requeue_prio as number | undefined,
     requeueLimit: input.requeue_limit as number | undefined,
