@@ -3,13 +3,26 @@
  * JSON file; every client does its share of the housekeeping.
  *
  * This is the stable API: what programs call and the types of its options and results.
+ * Durations are in seconds in calls (leases, waits, delays) and in milliseconds, named
+ * `…Ms`, in the options of `Broker.open`.
  * The building blocks below it (Queue, the file formats, the folder watcher) are in
  * `ddmq/internals`, for tools, and may change in any release.
  */
-export { Broker, type BrokerOptions, type RedriveOptions, type RedriveResult } from './store/broker.js';
+export {
+  Broker,
+  type BrokerOptions,
+  type QueueEntry,
+  type RecordsOptions,
+  type RedriveOptions,
+  type RedriveResult,
+  type ReleaseResult,
+  type StatsOptions,
+  type StatsResult,
+} from './store/broker.js';
 export type {
   CleanOptions,
   CleanResult,
+  ConsumeOneOptions,
   ConsumeOptions,
   MessageState,
   NackOptions,
@@ -25,7 +38,7 @@ export { DdmqError, isDdmqError, type ErrorCode } from './format/errors.js';
 export { DEFAULT_SETTINGS, type Settings, type SettingsLayer } from './format/settings.js';
 export type { Outcome, RecordAction, RecordDetails, TaskRecord } from './format/records.js';
 export type { CurrentCounts, OutcomeCounts, QueueStats, RuntimeSummary, Stats } from './format/stats.js';
-export type { WorkerPresence } from './format/presence.js';
+export type { WorkerInfo, WorkerPresence } from './format/presence.js';
 export type { RecordTail } from './store/records.js';
 export { VERSION } from './version.js';
 export {

@@ -25,12 +25,21 @@ export const MESSAGE_KEYS = [
 ] as const;
 const KNOWN = new Set<string>(MESSAGE_KEYS);
 
-export interface MessageFields {
+/**
+ * The fields of a message, as `new Message(fields)` takes them: the file's keys in
+ * camelCase, and `extra` for the keys ddmq does not know.
+ * @typeParam T - the payload's type (see {@link Message})
+ */
+export interface MessageFields<T = unknown> {
   /** The payload: a string, or any JSON value. */
-  message: unknown;
+  message: T;
+  /** The queue it was published to (where its file is). */
   queue: string;
+  /** Lower is served first. */
   priority: number;
+  /** The publication order within a priority: 20 digits, increasing. */
   queueNumber: string;
+  /** A random 32-hex-digit id, kept across requeues and dead letters. */
   id: string;
   /** The file's name: the ready name when published, the in-flight name once consumed. */
   filename: string;
@@ -39,8 +48,9 @@ export interface MessageFields {
    * for it is `timeout`, the original tool's name.
    */
   lease: number | null;
-  /** null: the queue's `requeue` setting decides. */
+  /** Requeue on nack and expiry (a number: with that priority); null: the queue's `requeue` setting decides. */
   requeue: Requeue | null;
+  /** How many times it was requeued after a failure or an expired lease. */
   requeueCounter: number;
   /** How many requeues are allowed; null: unlimited. */
   requeueLimit: number | null;
@@ -48,8 +58,17 @@ export interface MessageFields {
   extra: Record<string, unknown>;
 }
 
-export class Message implements MessageFields {
-  message: unknown;
+/**
+ * A message as read from or written to its file. `publish` returns one (its `filename`
+ * the ready name), `consume` returns them in flight (`filename` the in-flight name, which
+ * `extend` updates); `ack`, `nack`, `release` and `extend` take one.
+ *
+ * @typeParam T - the payload's type. It is a promise made by the caller
+ * (`consume<Task>('q')`), not checked at run time: ddmq gives back whatever JSON the file
+ * holds, so validate payloads that come from untrusted publishers.
+ */
+export class Message<T = unknown> implements MessageFields<T> {
+  message: T;
   queue: string;
   priority: number;
   queueNumber: string;
@@ -68,7 +87,7 @@ export class Message implements MessageFields {
   /** Set by consume: the epoch ms this process took it (the start of its task record). */
   consumedAt: number | undefined = undefined;
 
-  constructor(fields: MessageFields) {
+  constructor(fields: MessageFields<T>) {
     this.message = fields.message;
     this.queue = fields.queue;
     this.priority = fields.priority;

@@ -17,23 +17,37 @@ export const PRESENCE_ACTIVE_MS = 60_000;
 /** At most this many running tasks are listed in a presence file (`running_count` has them all). */
 export const PRESENCE_MAX_RUNNING = 100;
 
+/** A worker's presence file (ROOT/.ddmq/workers/HOST-PID-STARTMS.json), as written. */
 export interface WorkerPresence {
+  /** The host it runs on. */
   host: string;
+  /** Its process id on that host. */
   pid: number;
+  /** The queue it serves. */
   queue: string;
   /** Epoch ms the worker started. */
   started: number;
   /** Epoch ms of the last rewrite, by the worker's clock. */
   heartbeat: number;
+  /** How many tasks it runs at most at once. */
   concurrency: number;
   /** How many tasks run now. */
   running_count: number;
   /** The tasks running now (the first PRESENCE_MAX_RUNNING): message id and epoch ms it started. */
   running: { id: string; since: number }[];
+  /** Tasks it finished: done (acked), failed (nacked), released, and whose lease it lost. */
   done: number;
   failed: number;
   released: number;
   lease_lost: number;
+}
+
+/** A running worker as `Broker.workers()` gives it: its presence file, and how fresh it is. */
+export interface WorkerInfo extends WorkerPresence {
+  /** Milliseconds since its file was last rewritten, by the reading host's clock. */
+  age_ms: number;
+  /** Whether that is recent enough to take it as alive (within a minute: PRESENCE_ACTIVE_MS). */
+  active: boolean;
 }
 
 /** The worker's file: HOST-PID-STARTMS.json. */

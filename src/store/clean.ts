@@ -19,19 +19,33 @@ import type { QueueSettings } from './queue-settings.js';
 import type { Requeuer } from './requeue.js';
 import type { Settler } from './settle.js';
 
+/** Options of `Broker.clean`. */
 export interface CleanOptions {
-  /** Also remove temporary files that killed writers left (default true); lists the ready folder. */
+  /**
+   * Also remove temporary files that killed writers left (this lists the ready folder).
+   * @default true
+   */
   temps?: boolean;
-  /** Remove only temporary files older than this many seconds (default 3600). */
+  /**
+   * Remove only temporary files older than this many seconds.
+   * @default 3600
+   */
   tempGrace?: number;
 }
 
+/** What `Broker.clean` did to one queue. */
 export interface CleanResult {
+  /** The queue cleaned. */
   queue: string;
+  /** Expired messages made ready again. */
   requeued: number;
+  /** Expired messages dropped (requeue off or past their limit, and no dead_letter queue). */
   dropped: number;
+  /** Expired messages moved to the dead_letter queue. */
   deadLettered: number;
+  /** Unreadable message files moved aside to corrupt/. */
   corrupt: number;
+  /** Temporary files of killed writers removed. */
   tempsRemoved: number;
   /** Cleaning every queue: set when this one could not be cleaned (the counts are then 0). */
   error?: DdmqError;

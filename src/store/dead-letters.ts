@@ -12,16 +12,28 @@ import type { DeadLetterSink } from './host.js';
 import type { Queue } from './queue.js';
 import type { RootQueues } from './root-queues.js';
 
+/** Options of `Broker.redrive`. */
 export interface RedriveOptions {
-  /** Move them here instead of where each came from. */
+  /**
+   * Move them to this queue instead of where each came from.
+   * @default each dead letter's own origin queue
+   */
   to?: string;
-  /** Only the messages with these ids. */
+  /**
+   * Only the messages with these ids.
+   * @default every dead letter
+   */
   ids?: string[];
-  /** At most this many. */
+  /**
+   * At most this many.
+   * @default no limit
+   */
   limit?: number;
 }
 
+/** What `Broker.redrive` did. */
 export interface RedriveResult {
+  /** Dead letters moved back. */
   moved: number;
   /** Dead letters with nowhere to go (no origin, or their queue is gone): they stay. */
   skipped: number;

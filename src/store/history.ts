@@ -4,7 +4,7 @@
  */
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import { checkQueueName } from '../format/names.js';
-import { PRESENCE_ACTIVE_MS, type WorkerPresence } from '../format/presence.js';
+import { PRESENCE_ACTIVE_MS, type WorkerInfo } from '../format/presence.js';
 import type { TaskRecord } from '../format/records.js';
 import type { Settings } from '../format/settings.js';
 import type { CurrentCounts, Stats } from '../format/stats.js';
@@ -13,6 +13,30 @@ import type { QueueCounts } from './inspect.js';
 import { type PresenceSnapshot, PresenceBeacon, prunePresence, readPresence } from './presence.js';
 import { HOST, pruneRecords, readQueueRecords, RecordTail, RecordWriter, recordQueues, removeRecordsFolderIfEmpty } from './records.js';
 import type { SettingsCache } from './settings-cache.js';
+
+/** Options of `Broker.records`. */
+export interface RecordsOptions {
+  /**
+   * Only the records of tasks that ended at or after this time, in epoch milliseconds.
+   * @default every kept record
+   */
+  since?: number;
+}
+
+/** Options of `Broker.stats`. */
+export interface StatsOptions {
+  /**
+   * The start of the recent window (`since` counts, throughput), in epoch milliseconds.
+   * @default an hour ago
+   */
+  since?: number;
+}
+
+/** What `Broker.stats` gives: the stats, and the queues that could not be counted. */
+export interface StatsResult extends Stats {
+  /** One error per queue whose current counts could not be read (a link in its place, a bad ddmq.yaml). */
+  problems: DdmqError[];
+}
 
 export class History implements RecordSink {
   /** This process's task records of this root, buffered (records.ts). */
@@ -107,7 +131,7 @@ export class History implements RecordSink {
   }
 
   /** The workers running on this root now, from their presence files (see Broker.workers). */
-  workers(): (WorkerPresence & { age_ms: number; active: boolean })[] {
+  workers(): WorkerInfo[] {
     const now = this.clock.now();
     return readPresence(this.root).map((p) => {
       const age = Math.max(0, now - p.heartbeat);
@@ -128,7 +152,7 @@ export class History implements RecordSink {
   }
 
   /** The task records of the named queues, or of every queue that has any (see Broker.records). */
-  async *records(queue?: string | string[], options: { since?: number } = {}): AsyncGenerator<TaskRecord, void, undefined> {
+  async *records(queue?: string | string[], options: RecordsOptions = {}): AsyncGenerator<TaskRecord, void, undefined> {
     this.recorder.flush();
     const names = queue === undefined ? recordQueues(this.root) : (typeof queue === 'string' ? [queue] : queue).map(checkQueueName);
     for (const name of names) yield* readQueueRecords(this.root, name, options.since ?? -Infinity);
@@ -143,9 +167,9 @@ export class History implements RecordSink {
   /** The stats of the named queues, or of every queue (see Broker.stats); `counts` gives their current counts. */
   async stats(
     queues: string | string[] | undefined,
-    options: { since?: number },
+    options: StatsOptions,
     counts: (queues: string[] | undefined) => Promise<QueueCounts[]>,
-  ): Promise<Stats & { problems: DdmqError[] }> {
+  ): Promise<StatsResult> {
     const { summarize } = await import('../format/stats.js'); // only stats needs it
     const now = this.clock.now();
     const wanted = typeof queues === 'string' ? [queues] : queues;

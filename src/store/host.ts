@@ -80,42 +80,73 @@ export function reporter(
   };
 }
 
+/**
+ * Options of `Broker.open`. Durations here are in milliseconds, and named so (`…Ms`); the
+ * durations of the calls (leases, waits, delays) are in seconds.
+ */
 export interface BrokerOptions {
-  /** Create the root, and queues on publish/consume, when they are missing. */
+  /**
+   * Create the root, and queues on publish/consume, when they are missing.
+   * @default false
+   */
   create?: boolean;
-  /** Force fsync on or off, over the `fsync` setting. */
+  /**
+   * Force fsync on or off, over the `fsync` setting.
+   * @default the `fsync` setting of each queue
+   */
   fsync?: boolean;
   /**
    * Work through folders opened without following links (pinned) for every call, also in
-   * a tree only this user can write (default false: there, the per-message calls use
-   * plain paths checked once a second, about a tenth cheaper on a fast disk; in a tree
-   * others can write, they are always pinned). The environment variable DDMQ_PIN_FOLDERS=1
-   * sets the default to true (for the command line). See "Nothing outside the root" in the README.
+   * a tree only this user can write (false: there, the per-message calls use plain paths
+   * checked once a second, about a tenth cheaper on a fast disk; in a tree others can
+   * write, they are always pinned). The environment variable DDMQ_PIN_FOLDERS=1 sets the
+   * default to true (for the command line). See "Nothing outside the root" in the README.
+   * @default false
    */
   pinFolders?: boolean;
   /**
    * Milliseconds a consumer may serve from its cached listing before it lists the folder
-   * again (default 1000). The real interval is max(this, 10 × the last listing's time).
+   * again. The real interval is max(this, 10 × the last listing's time).
+   * @default 1000
    */
   listingIntervalMs?: number;
-  /** Milliseconds between the automatic cleans that consume does (default 60000). */
+  /**
+   * Milliseconds between the automatic cleans that consume does.
+   * @default 60000
+   */
   cleanIntervalMs?: number;
   /**
-   * Longest interval, in ms, at which a waiting consumer polls the folder (default 1000).
+   * Longest interval, in milliseconds, at which a waiting consumer polls the folder.
    * Changes made on this host wake it at once through file-change notification; changes
    * made by other hosts on a network file system are seen within this interval, plus
    * the file system's own cache.
+   * @default 1000
    */
   pollIntervalMs?: number;
-  /** Use file-change notification while waiting (default true); false polls only. */
+  /**
+   * Use file-change notification while waiting; false polls only.
+   * @default true
+   */
   notify?: boolean;
-  /** Milliseconds settings files are cached (default 2000). */
+  /**
+   * Milliseconds settings files are cached.
+   * @default 2000
+   */
   settingsTtlMs?: number;
-  /** Called with corrupt files moved aside and other problems that do not stop the call. */
+  /**
+   * Called with corrupt files moved aside and other problems that do not stop the call.
+   * @default process.emitWarning
+   */
   onWarning?: (warning: DdmqError) => void;
-  /** Called with what the broker does, for -v/-d output. */
+  /**
+   * Called with what the broker does, for -v/-d output.
+   * @default none
+   */
   log?: (level: 'info' | 'debug', text: string) => void;
-  /** Epoch milliseconds (tests replace it to move time). */
+  /**
+   * The clock, in epoch milliseconds (tests replace it to move time).
+   * @default Date.now
+   */
   now?: () => number;
 }
 

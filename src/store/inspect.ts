@@ -15,42 +15,67 @@ import type { QueueDirs } from './queue-dirs.js';
 import { invalid } from './queue-errors.js';
 import type { QueueSettings } from './queue-settings.js';
 
+/** Where a message is: ready to be consumed, in flight (consumed, leased), or delayed (not due yet). */
 export type MessageState = 'ready' | 'in-flight' | 'delayed';
 
+/** What `Broker.purge` deleted: how many messages of each state. */
 export interface PurgeResult {
+  /** The queue purged. */
   queue: string;
   ready: number;
   delayed: number;
   inFlight: number;
 }
 
+/** Options of `Broker.peek`. */
 export interface PeekOptions {
-  /** Which messages (default all three). */
+  /**
+   * Which messages.
+   * @default ['ready', 'in-flight', 'delayed']
+   */
   states?: MessageState[];
-  /** At most this many (default 100). */
+  /**
+   * At most this many.
+   * @default 100
+   */
   limit?: number;
-  /** Only messages whose text contains this. */
+  /**
+   * Only messages whose text (the payload as a string, see `Message.text`) contains this.
+   * @default every message
+   */
   match?: string;
 }
 
-export interface Peeked {
+/**
+ * A message as `Broker.peek` lists it, without taking it.
+ * @typeParam T - the payload's type, as the caller says (not checked at run time)
+ */
+export interface Peeked<T = unknown> {
+  /** Where it is. */
   state: MessageState;
+  /** Its file's name in that state's folder. */
   filename: string;
   /** Epoch second the lease runs out (in flight) or the message is due (delayed). */
   until: number | null;
   /** null if the file could not be read as a message (then `error` says why). */
-  message: Message | null;
+  message: Message<T> | null;
+  /** Why the file could not be read, when `message` is null. */
   error?: string;
 }
 
+/** How many messages a queue holds, by state, as `Broker.counts` gives them. */
 export interface QueueCounts {
+  /** The queue's name. */
   queue: string;
+  /** Ready to be consumed now. */
   ready: number;
   /** Published with a delay that has not passed yet. */
   delayed: number;
+  /** Consumed and not yet acked, nacked or released (the expired ones included). */
   inFlight: number;
   /** In flight with a lease that has run out (requeued by the next clean). */
   expired: number;
+  /** Files moved aside to corrupt/ because they could not be read as messages. */
   corrupt: number;
   /** The epoch second the first delayed message is due; null if none is delayed. */
   nextDue: number | null;

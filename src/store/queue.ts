@@ -30,20 +30,28 @@ import { MAX_SECONDS } from '../format/settings.js';
 
 export type { CleanOptions, CleanResult } from './clean.js';
 export type { MessageState, Peeked, PeekOptions, PurgeResult, QueueCounts } from './inspect.js';
-export type { NackResult } from './requeue.js';
+export type { NackResult, ReleaseResult } from './requeue.js';
 export type { NackOptions } from './settle.js';
 export type { PublishOptions } from './writer.js';
 
+/** Options of `Broker.consume`. */
 export interface ConsumeOptions {
-  /** How many messages to take at most (default 1). */
+  /**
+   * How many messages to take at most.
+   * @default 1
+   */
   n?: number;
   /**
-   * Seconds to wait for a message when there is none (default 0: return [] at once).
+   * Seconds to wait for a message when there is none (0: return [] at once).
    * Waiting uses change notification where the file system gives it and polling with
-   * backoff (up to the broker's pollIntervalMs) where it does not.
+   * backoff (up to the broker's `pollIntervalMs`) where it does not.
+   * @default 0
    */
   wait?: number;
-  /** Ends a wait early: consume then returns what it has ([]). */
+  /**
+   * Ends a wait early: consume then returns what it has ([]).
+   * @default none
+   */
   signal?: AbortSignal;
   /**
    * Lease in seconds for these messages, over the message's own and the queue's: how long
@@ -51,9 +59,16 @@ export interface ConsumeOptions {
    * @default the message's own lease, else the queue's `message_timeout` setting
    */
   lease?: number;
-  /** Do not clean expired messages first. */
+  /**
+   * Do not clean expired messages first (consume otherwise does, at most every
+   * `cleanIntervalMs`).
+   * @default false
+   */
   skipCleaning?: boolean;
 }
+
+/** Options of `Broker.consumeOne`: those of consume, but one message. */
+export type ConsumeOneOptions = Omit<ConsumeOptions, 'n'>;
 
 export class Queue {
   readonly name: string;

@@ -15,6 +15,7 @@ import type { Clock, DeadLetterSink, Reporter } from './host.js';
 import type { QueueDirs } from './queue-dirs.js';
 import type { MessageWriter } from './writer.js';
 
+/** What became of a message given back by `nack` (or by `release`, or by an expired lease). */
 export interface NackResult {
   /** dead-lettered: not to be requeued (past its limit, or requeue off), moved to the queue's dead_letter queue. */
   action: 'requeued' | 'dropped' | 'dead-lettered';
@@ -25,6 +26,12 @@ export interface NackResult {
   /** Dead-lettered: the dead-letter queue it went to. */
   queue?: string;
 }
+
+/**
+ * What became of a message given back by `release`: it is always requeued, ready at once
+ * (`action` is `requeued`, `filename` its new ready file name).
+ */
+export type ReleaseResult = NackResult;
 
 export type RequeueReason = 'failed' | 'expired' | 'forced' | 'released';
 

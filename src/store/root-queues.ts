@@ -37,7 +37,9 @@ import {
 import type { Reporter } from './host.js';
 import { checkNotOwnDeadLetter, type SettingsCache } from './settings-cache.js';
 
+/** A queue of the root, as `Broker.queueProblems` lists it. */
 export interface QueueEntry {
+  /** The queue's name. */
   name: string;
   /** What makes it unusable as a queue, if anything. */
   problem?: DdmqError;

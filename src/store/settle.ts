@@ -17,13 +17,28 @@ import { invalid, notInFlight } from './queue-errors.js';
 import type { QueueSettings } from './queue-settings.js';
 import type { NackResult, Requeuer } from './requeue.js';
 
+/** Options of `Broker.nack`. */
 export interface NackOptions {
-  /** true: requeue whatever the settings and limit say; false: drop. Default: as the settings say. */
+  /**
+   * true: requeue at once, whatever the settings and limit say; false: drop.
+   * @default as the queue's settings and the message's limit say (requeue after the
+   * retry backoff, else dead-letter or drop)
+   */
   requeue?: boolean;
-  /** Why it failed: kept with the message as "last_error" (and in its dead letter, and its task record). */
+  /**
+   * Why it failed: kept with the message as "last_error" (and in its dead letter, and its task record).
+   * @default none
+   */
   error?: string;
-  /** For the task record: how the task ended, when the caller knows. */
+  /**
+   * For the task record: the task's exit code, when the caller knows it.
+   * @default null
+   */
   exitCode?: number | null;
+  /**
+   * For the task record: the signal that ended the task (`SIGTERM`), when the caller knows it.
+   * @default null
+   */
   signal?: string | null;
 }
 

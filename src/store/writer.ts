@@ -21,8 +21,12 @@ import type { QueueSettings } from './queue-settings.js';
 /** With fsync, publishMany commits this many messages at a time: enough for the disk to take their syncs together, few enough open files. */
 const DURABLE_GROUP = 512;
 
+/** Options of `Broker.publish` and `Broker.publishMany`. */
 export interface PublishOptions {
-  /** Lower is served first; default: the `priority` setting. */
+  /**
+   * Lower is served first: a whole number, 0 or more.
+   * @default the queue's `priority` setting
+   */
   priority?: number;
   /**
    * This message's lease in seconds: how long a consumer may hold it before it is
@@ -30,15 +34,31 @@ export interface PublishOptions {
    * @default the queue's `message_timeout` setting
    */
   lease?: number | null;
-  /** Requeue on nack and expiry; default: the `requeue` setting. */
+  /**
+   * Requeue on nack and expiry (false: dead-letter or drop).
+   * @default the queue's `requeue` setting
+   */
   requeue?: boolean;
-  /** Priority when requeued; implies requeue; default: the `requeue_prio` setting. */
+  /**
+   * Priority when requeued; implies requeue.
+   * @default the queue's `requeue_prio` setting
+   */
   requeuePrio?: number;
-  /** How many requeues are allowed; default: unlimited. */
+  /**
+   * How many requeues are allowed (null: unlimited).
+   * @default the queue's `requeue_limit` setting
+   */
   requeueLimit?: number | null;
-  /** Extra keys stored in the message file (ignored by the original tool). */
+  /**
+   * Extra keys stored in the message file (ignored by the original tool); they may not
+   * be one of the file's own keys.
+   * @default none
+   */
   extra?: Record<string, unknown>;
-  /** Seconds before the message may be consumed: it waits in delayed/ until then. */
+  /**
+   * Seconds before the message may be consumed: it waits in delayed/ until then.
+   * @default 0
+   */
   delay?: number;
 }
 
