@@ -18,7 +18,7 @@ import { checkQueueFolders } from './folders.js';
 import { History } from './history.js';
 import { type BrokerOptions, type Clock, type QueueContext, reporter, type Reporter, type StoreConfig, storeConfig } from './host.js';
 import { registerInternals } from './internals.js';
-import type { RecordTail } from './records.js';
+import type { RecordTail } from './record-reader.js';
 import { prepareRoot, RootQueues } from './root-queues.js';
 import { SettingsCache } from './settings-cache.js';
 import {
