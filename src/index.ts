@@ -39,7 +39,7 @@ export { DEFAULT_SETTINGS, type Settings, type SettingsLayer } from './format/se
 export type { Outcome, RecordAction, RecordDetails, TaskRecord } from './format/records.js';
 export type { CurrentCounts, OutcomeCounts, QueueStats, RuntimeSummary, Stats } from './format/stats.js';
 export type { WorkerInfo, WorkerPresence } from './format/presence.js';
-export type { RecordTail } from './store/records.js';
+export type { RecordTail } from './store/record-reader.js';
 export { VERSION } from './version.js';
 export {
   work,

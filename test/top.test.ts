@@ -11,7 +11,7 @@ import { Broker, work } from '../src/index.js';
 import { PRESENCE_ACTIVE_MS, type WorkerPresence } from '../src/format/presence.js';
 import type { TaskRecord } from '../src/format/records.js';
 import { sparkline, TopHistory } from '../src/format/top.js';
-import { RecordTail } from '../src/store/records.js';
+import { RecordTail } from '../src/store/record-reader.js';
 import { CLI, ls, setMtime, sleep, tempDir } from './helpers.js';
 
 const MIN = 60_000;

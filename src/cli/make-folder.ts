@@ -1,5 +1,5 @@
 import { DdmqError, isDdmqError } from '../format/errors.js';
-import { makeDirs } from '../store/fsx.js';
+import { makeDirs } from '../store/fs-write.js';
 
 /**
  * Makes the folder an option's file goes into, with its missing parents. Not Node's

@@ -17,7 +17,7 @@ import { checkQueueFolders } from './folders.js';
 import { History, type RecordsOptions, type StatsOptions, type StatsResult } from './history.js';
 import { type BrokerOptions, type Clock, type QueueContext, reporter, type Reporter, type StoreConfig, storeConfig } from './host.js';
 import { registerInternals } from './internals.js';
-import type { RecordTail } from './records.js';
+import type { RecordTail } from './record-reader.js';
 import type { ReleaseResult } from './requeue.js';
 import { prepareRoot, type QueueEntry, RootQueues } from './root-queues.js';
 import { SettingsCache } from './settings-cache.js';

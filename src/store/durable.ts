@@ -20,7 +20,8 @@
 import * as fs from 'node:fs';
 import { sep } from 'node:path';
 import { newClaimToken } from '../format/names.js';
-import { addGroupAccess, errnoOf, folderCannotBeSynced, fsyncDir, ioError, retryStale, TEMP_PREFIX } from './fsx.js';
+import { errnoOf, ioError, retryStale, TEMP_PREFIX } from './fsx.js';
+import { addGroupAccess, folderCannotBeSynced, fsyncDir } from './fs-write.js';
 
 /** A file written under a temporary name, still open for its sync. */
 export interface StagedFile {

@@ -28,19 +28,8 @@ import * as fs from 'node:fs';
 import { join, sep } from 'node:path';
 import { DdmqError } from '../format/errors.js';
 import { isMessageName } from '../format/names.js';
-import {
-  entryKind,
-  ensureDir,
-  errnoOf,
-  ioError,
-  isNfsSillyRename,
-  realDirStat,
-  registerPinned,
-  retryStale,
-  TEMP_PREFIX,
-  unregisterPinned,
-  unsafePath,
-} from './fsx.js';
+import { entryKind, errnoOf, ioError, isNfsSillyRename, realDirStat, registerPinned, retryStale, TEMP_PREFIX, unregisterPinned, unsafePath } from './fsx.js';
+import { ensureDir } from './fs-write.js';
 
 export const WORK_DIR = 'work';
 export const CORRUPT_DIR = 'corrupt';

@@ -11,7 +11,9 @@ import type { CurrentCounts, Stats } from '../format/stats.js';
 import type { Clock, RecordSink, Reporter } from './host.js';
 import type { QueueCounts } from './inspect.js';
 import { type PresenceSnapshot, PresenceBeacon, prunePresence, readPresence } from './presence.js';
-import { HOST, pruneRecords, readQueueRecords, RecordTail, RecordWriter, recordQueues, removeRecordsFolderIfEmpty } from './records.js';
+import { readQueueRecords, RecordTail } from './record-reader.js';
+import { RecordWriter } from './record-writer.js';
+import { HOST, pruneRecords, recordQueues, removeRecordsFolderIfEmpty } from './records.js';
 import type { SettingsCache } from './settings-cache.js';
 
 /** Options of `Broker.records`. */

@@ -24,7 +24,8 @@ import {
   presenceFileName,
   type WorkerPresence,
 } from '../format/presence.js';
-import { errnoOf, ioError, listIfExists, readRegularFile, unlinkIfExists, writeFileAtomic } from './fsx.js';
+import { errnoOf, ioError, listIfExists, readRegularFile, unlinkIfExists } from './fsx.js';
+import { writeFileAtomic } from './fs-write.js';
 import { HOST, openHiddenFolder } from './records.js';
 
 export const WORKERS_DIR = 'workers';

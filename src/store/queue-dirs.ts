@@ -6,7 +6,8 @@
  */
 import { join, sep } from 'node:path';
 import { isDdmqError } from '../format/errors.js';
-import { ensureDir, errnoOf, exists, listIfExists } from './fsx.js';
+import { errnoOf, exists, listIfExists } from './fsx.js';
+import { ensureDir } from './fs-write.js';
 import { canPin, type PinnedQueue, QueueFolders, type QueuePaths, queueMissing, SETTINGS_FILE, type Subfolder, unpin } from './folders.js';
 import type { Clock } from './host.js';
 import type { QueueSettings } from './queue-settings.js';

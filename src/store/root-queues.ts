@@ -20,20 +20,8 @@ import {
   SUBFOLDERS,
   WORK_DIR,
 } from './folders.js';
-import {
-  createFileIfMissing,
-  ensureDir,
-  errnoOf,
-  ioError,
-  isNfsSillyRename,
-  isRealDir,
-  isRealFile,
-  listIfExists,
-  makeDirs,
-  removeDirRetrying,
-  retryStale,
-  unlinkIfExists,
-} from './fsx.js';
+import { errnoOf, ioError, isNfsSillyRename, isRealDir, isRealFile, listIfExists, removeDirRetrying, retryStale, unlinkIfExists } from './fsx.js';
+import { createFileIfMissing, ensureDir, makeDirs } from './fs-write.js';
 import type { Reporter } from './host.js';
 import { checkNotOwnDeadLetter, type SettingsCache } from './settings-cache.js';
 

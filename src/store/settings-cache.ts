@@ -17,7 +17,8 @@ import {
   stringifySettings,
 } from '../format/settings.js';
 import { inQueueFolder, queueMissing, SETTINGS_FILE } from './folders.js';
-import { ensureDir, readRegularFile, writeFileAtomic } from './fsx.js';
+import { readRegularFile } from './fsx.js';
+import { ensureDir, writeFileAtomic } from './fs-write.js';
 import type { Clock, SettingsSource } from './host.js';
 
 interface CachedLayer {

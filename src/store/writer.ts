@@ -12,7 +12,8 @@ import { checkSetting, MAX_SECONDS, type Settings } from '../format/settings.js'
 import type { ClaimCursor } from './cursor.js';
 import { commitFiles, type StagedFile, stageFile } from './durable.js';
 import type { QueuePaths } from './folders.js';
-import { exists, writeFileAtomic } from './fsx.js';
+import { exists } from './fsx.js';
+import { writeFileAtomic } from './fs-write.js';
 import type { Clock, Reporter } from './host.js';
 import type { QueueDirs } from './queue-dirs.js';
 import { invalid } from './queue-errors.js';
