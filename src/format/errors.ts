@@ -1,9 +1,6 @@
 import { brand } from './brand.js';
 
-/**
- * The one error class of ddmq. `code` is stable and meant for programs; `message` is
- * meant for people and names what was wrong and where.
- */
+/** The codes of {@link DdmqError}: stable, for programs to tell errors apart. */
 export type ErrorCode =
   /** The root folder does not exist (open it with `create` to make it). */
   | 'ROOT_MISSING'
@@ -30,13 +27,33 @@ export type ErrorCode =
   /** The file system refused an operation; `osCode` holds the OS error code. */
   | 'IO';
 
+/**
+ * The one error class of ddmq. `code` is stable and meant for programs; `message` is
+ * meant for people and names what was wrong and where.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await broker.ack(msg);
+ * } catch (err) {
+ *   if (!isDdmqError(err, 'NOT_IN_FLIGHT')) throw err;
+ *   // the lease ran out meanwhile: another consumer has the message now
+ * }
+ * ```
+ */
 export class DdmqError extends Error {
+  /** What went wrong, for programs (see {@link ErrorCode}). */
   readonly code: ErrorCode;
   /** The file or folder concerned, when there is one. */
   readonly path: string | undefined;
   /** The OS error code (`ENOSPC`, `EACCES`, ...) for `IO` errors. */
   readonly osCode: string | undefined;
 
+  /**
+   * @param code - the error's code
+   * @param message - for people: what was wrong, and where
+   * @param options - the path concerned, the OS error code, the cause
+   */
   constructor(
     code: ErrorCode,
     message: string,
@@ -53,6 +70,12 @@ export class DdmqError extends Error {
 // An error from the other build (ES module or CommonJS) of ddmq is a DdmqError too.
 brand(DdmqError, 'DdmqError');
 
+/**
+ * Whether `err` is a DdmqError (from either build of ddmq, ES module or CommonJS), and of
+ * the given code if one is given.
+ * @param err - any thrown value
+ * @param code - the code it must have
+ */
 export function isDdmqError(err: unknown, code?: ErrorCode): err is DdmqError {
   return err instanceof DdmqError && (code === undefined || err.code === code);
 }

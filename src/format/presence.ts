@@ -34,11 +34,19 @@ export interface WorkerPresence {
   /** How many tasks run now. */
   running_count: number;
   /** The tasks running now (the first PRESENCE_MAX_RUNNING): message id and epoch ms it started. */
-  running: { id: string; since: number }[];
-  /** Tasks it finished: done (acked), failed (nacked), released, and whose lease it lost. */
+  running: {
+    /** The message's id. */
+    id: string;
+    /** Epoch ms its task started. */
+    since: number;
+  }[];
+  /** Tasks it finished and acked. */
   done: number;
+  /** Tasks that failed (nacked). */
   failed: number;
+  /** Tasks it gave back untried. */
   released: number;
+  /** Tasks whose lease it lost. */
   lease_lost: number;
 }
 

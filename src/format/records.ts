@@ -20,10 +20,13 @@ export type RecordAction = 'acked' | 'requeued' | 'dead-lettered' | 'dropped' | 
 
 /** One line of a record file; snake_case keys, as in the message files. Times are epoch milliseconds. */
 export interface TaskRecord {
+  /** The queue the message was consumed from. */
   queue: string;
   /** The message's id. */
   id: string;
+  /** The host of the process that settled it. */
   host: string;
+  /** That process's id. */
   pid: number;
   /** When it was consumed; null when the process that settled it did not consume it (a one-shot `ddmq ack`). */
   start: number | null;
@@ -31,10 +34,13 @@ export interface TaskRecord {
   end: number;
   /** end - start; null when start is not known. */
   runtime_ms: number | null;
+  /** How the task ended. */
   outcome: Outcome;
+  /** What became of the message. */
   action: RecordAction;
   /** The task's exit code and signal, when the caller knew them (`ddmq work` does). */
   exit_code: number | null;
+  /** The signal that ended the task (`SIGTERM`), when the caller knew it. */
   signal: string | null;
   /** Which run this was: the requeue counter + 1; null when not known. */
   attempt: number | null;
@@ -64,7 +70,15 @@ const jsonNumber = (n: number | null) => (n === null || !Number.isFinite(n) ? 'n
 
 /** What the caller of ack, nack and release may add to the record. */
 export interface RecordDetails {
+  /**
+   * The task's exit code.
+   * @default null
+   */
   exitCode?: number | null;
+  /**
+   * The signal that ended the task (`SIGTERM`).
+   * @default null
+   */
   signal?: string | null;
   /** Why it failed, for a record of a failure. */
   error?: string | null;

@@ -6,6 +6,10 @@
 import { DdmqError } from './errors.js';
 import { describe } from './names.js';
 
+/**
+ * Every setting of a queue, as in its ddmq.yaml (snake_case keys, the original tool's
+ * names). Durations here are in seconds, as in the files.
+ */
 export interface Settings {
   /** Seconds a consumed message may stay unacknowledged before it expires. */
   message_timeout: number;
@@ -47,8 +51,10 @@ export interface Settings {
   history_max_bytes: number;
 }
 
+/** What one settings file says: some settings, and keys ddmq does not know, kept as they are. */
 export type SettingsLayer = Partial<Settings> & Record<string, unknown>;
 
+/** The settings in force where no file sets them. */
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   message_timeout: 600,
   priority: 999,

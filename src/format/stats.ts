@@ -7,38 +7,53 @@ import type { TaskRecord } from './records.js';
 
 /** How many tasks ended each way. */
 export interface OutcomeCounts {
+  /** Done: acked. */
   done: number;
   /** Nacked: retried, dead-lettered or dropped. */
   failed: number;
   /** Failed and requeued (to be tried again). */
   retried: number;
+  /** Given back untried (a worker stopping). */
   released: number;
   /** Moved to the dead-letter queue: a failure or an expired lease past the limit. */
   dead_lettered: number;
   /** Dropped: a failure or an expired lease, past the limit or with requeue off. */
   dropped: number;
+  /** Their worker lost the lease (another client took the message back). */
   lease_lost: number;
   /** Leases taken back by a cleaner (their consumer died or overran). */
   expired: number;
 }
 
+/** A queue's messages now, by state (see `QueueCounts`). */
 export interface CurrentCounts {
+  /** Ready to be consumed. */
   ready: number;
+  /** Waiting out a delay or a retry backoff. */
   delayed: number;
+  /** Consumed, not settled yet (the expired ones included). */
   in_flight: number;
+  /** In flight with a lease that ran out. */
   expired: number;
+  /** Files moved aside to corrupt/. */
   corrupt: number;
 }
 
+/** Runtimes of tasks, in milliseconds; null when there are none. */
 export interface RuntimeSummary {
   /** Tasks done in the window whose runtime is known. */
   count: number;
+  /** The median. */
   p50: number | null;
+  /** The 90th percentile. */
   p90: number | null;
+  /** The 99th percentile. */
   p99: number | null;
+  /** The longest. */
   max: number | null;
 }
 
+/** What one queue (or all of them together) did: counts, rates, runtimes, workers, errors. */
 export interface QueueStats {
   /** The queue, or "*" for all of them together. */
   queue: string;
@@ -49,7 +64,14 @@ export interface QueueStats {
   /** The records of the window (since .. now). */
   since: OutcomeCounts;
   /** Tasks per minute in the window: done and failed, by the minute they ended (ISO time of its start). */
-  throughput: { minute: string; done: number; failed: number }[];
+  throughput: {
+    /** The minute's start, as ISO time. */
+    minute: string;
+    /** Tasks done in that minute. */
+    done: number;
+    /** Tasks failed in that minute. */
+    failed: number;
+  }[];
   /** Runtime of the done tasks of the window, in ms (nearest-rank percentiles). */
   runtime_ms: RuntimeSummary;
   /** Done per minute, over the last 10 minutes (or since the first record in them). */
@@ -61,15 +83,23 @@ export interface QueueStats {
   /** Workers seen in the window: distinct host and pid that settled a task, by host. */
   workers: Record<string, number>;
   /** The most common errors of the window's failures, most common first (at most 5). */
-  top_errors: { error: string; count: number }[];
+  top_errors: {
+    /** The error text. */
+    error: string;
+    /** How many failures gave it. */
+    count: number;
+  }[];
 }
 
+/** What a farm did: per queue, and in total (see `Broker.stats`). */
 export interface Stats {
   /** Epoch ms the figures are for. */
   now: number;
   /** Start of the window, epoch ms. */
   since: number;
+  /** One entry per queue, by name. */
   queues: QueueStats[];
+  /** Every queue together (`queue` is "*"). */
   total: QueueStats;
 }
 

@@ -109,6 +109,12 @@ export class RecordTail {
     private readonly now: () => number,
   ) {}
 
+  /**
+   * The records of these queues written since the last poll (the first poll: every kept one).
+   * @param queues - the queues to follow; a queue not named before starts from its first record
+   * @returns the new records, in file order
+   * @throws {@link DdmqError} `IO`
+   */
   poll(queues: readonly string[]): TaskRecord[] {
     const out: TaskRecord[] = [];
     const settledBefore = this.now() - ROTATE_MS - 5 * 60_000;
