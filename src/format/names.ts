@@ -21,7 +21,12 @@ export const MESSAGE_MARK = '.ddmq';
 /** The longest file name most file systems take. */
 const MAX_FILE_NAME_LENGTH = 255;
 
-/** Returns the name if it is a valid queue name, else throws INVALID_NAME. */
+/**
+ * Checks a queue name.
+ * @param name - the name to check
+ * @returns the name, if it is a valid queue name
+ * @throws {@link index!DdmqError} `INVALID_NAME` (empty, too long, or with characters a queue name may not have)
+ */
 export function checkQueueName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0) {
     throw new DdmqError('INVALID_NAME', `invalid queue name ${describe(name)}: it must be a non-empty string`);
@@ -45,15 +50,19 @@ export function isQueueName(name: string): boolean {
   return name.length > 0 && name.length <= MAX_QUEUE_NAME_LENGTH && QUEUE_NAME_RE.test(name);
 }
 
+/** A ready message file's name, PRIORITY.QUEUENUMBER.ddmqID, taken apart. */
 export interface ReadyName {
   /** The file name itself. */
   readonly name: string;
   /** Priority as a digit string (may exceed Number.MAX_SAFE_INTEGER in foreign files). */
   readonly priority: string;
+  /** The publication order within a priority, as a digit string. */
   readonly queueNumber: string;
+  /** The message's id. */
   readonly id: string;
 }
 
+/** An in-flight message file's name, EXPIRY.PRIORITY.QUEUENUMBER.ddmqID[TOKEN], taken apart. */
 export interface InFlightName extends ReadyName {
   /** Epoch second at which the lease runs out. */
   readonly expiry: number;
@@ -61,12 +70,22 @@ export interface InFlightName extends ReadyName {
   readonly token: string;
 }
 
+/**
+ * Takes a ready message file's name apart.
+ * @param name - a file name
+ * @returns its parts; null if it is not a ready message file's name
+ */
 export function parseReadyName(name: string): ReadyName | null {
   const m = READY_RE.exec(name);
   if (m === null) return null;
   return { name, priority: m[1]!, queueNumber: m[2]!, id: m[3]! };
 }
 
+/**
+ * Takes an in-flight (or delayed: DUE.) message file's name apart.
+ * @param name - a file name
+ * @returns its parts; null if it is not an in-flight message file's name
+ */
 export function parseInFlightName(name: string): InFlightName | null {
   const m = IN_FLIGHT_RE.exec(name);
   if (m === null) return null;
@@ -140,6 +159,11 @@ export function readySortKey(r: ReadyName): string {
   return readyKeyOf(r.name)!;
 }
 
+/**
+ * The order consume takes ready messages in: priority, then queue number, as numbers of
+ * any length.
+ * @returns negative if `a` comes first, positive if `b` does, 0 if they are the same
+ */
 export function compareReady(a: ReadyName, b: ReadyName): number {
   const ka = readySortKey(a);
   const kb = readySortKey(b);

@@ -38,13 +38,19 @@ export const DELAYED_DIR = 'delayed';
 export const SETTINGS_FILE = 'ddmq.yaml';
 /** The subfolders a queue may have; a folder added later goes here, so every command treats it the same. */
 export const SUBFOLDERS = [WORK_DIR, DELAYED_DIR, CORRUPT_DIR] as const;
+/** The name of one of a queue's subfolders. */
 export type Subfolder = (typeof SUBFOLDERS)[number];
 
 /** The paths of one queue's folders, to operate through (`at`) and to show people (`shown`). */
+/** The paths of a queue's folders. */
 export interface QueuePaths {
+  /** The queue's folder: its ready messages. */
   readonly dir: string;
+  /** Its messages in flight. */
   readonly work: string;
+  /** Its messages not due yet. */
   readonly delayed: string;
+  /** Files that could not be read as messages, moved aside. */
   readonly corrupt: string;
 }
 
@@ -76,11 +82,13 @@ export class OpenFolder {
   private closed = false;
 
   private constructor(
+    /** The folder's plain path. */
     readonly path: string,
     private readonly pinnedAt: string,
     private fd: number | undefined,
     /** The folder's identity when it was opened, to tell whether its name still leads to it. */
     readonly dev: number,
+    /** With `dev`, the folder's identity. */
     readonly ino: number,
   ) {}
 
@@ -130,6 +138,7 @@ export class OpenFolder {
     return this.fd !== undefined;
   }
 
+  /** Closes the folder; its pinned path is no longer valid. */
   close(): void {
     this.closed = true;
     if (this.fd === undefined) return;
@@ -145,7 +154,9 @@ export class OpenFolder {
 
 /** A queue's folders, opened by pin(): each subfolder is null if it does not exist. */
 export interface PinnedQueue {
+  /** The queue's folder. */
   readonly dir: OpenFolder;
+  /** Its subfolders. */
   readonly sub: Readonly<Record<Subfolder, OpenFolder | null>>;
   /** The paths to operate through: pinned where open, plain (and not there) otherwise. */
   readonly paths: QueuePaths;
@@ -153,16 +164,24 @@ export interface PinnedQueue {
 
 /** One queue's folders: their paths, and the two ways of opening them (see the top of this file). */
 export class QueueFolders {
+  /** The plain paths of the queue's folders. */
   readonly paths: QueuePaths;
 
+  /**
+   * @param root - the root folder
+   * @param name - the queue
+   */
   constructor(
+    /** The root folder. */
     readonly root: string,
+    /** The queue. */
     readonly name: string,
   ) {
     const dir = join(root, name);
     this.paths = { dir, work: join(dir, WORK_DIR), delayed: join(dir, DELAYED_DIR), corrupt: join(dir, CORRUPT_DIR) };
   }
 
+  /** The queue's folder. */
   get dir(): string {
     return this.paths.dir;
   }
@@ -253,7 +272,9 @@ export const NOWHERE = '/proc/self/fd/-1';
 
 /** What check() found. */
 export interface FolderCheck {
+  /** The queue folder's status. */
   dir: fs.Stats;
+  /** Each subfolder's status; null if it does not exist. */
   sub: Record<Subfolder, fs.Stats | null>;
   /** Someone but this user (and root) can swap the queue's folders. */
   exposed: boolean;

@@ -40,6 +40,10 @@ export interface StatsResult extends Stats {
   problems: DdmqError[];
 }
 
+/**
+ * A root's history: the task records (written buffered, read, followed, pruned), the
+ * presence files of running workers, and the stats made of both. One per broker.
+ */
 export class History implements RecordSink {
   /** This process's task records of this root, buffered (records.ts). */
   private readonly recorder: RecordWriter;
@@ -145,7 +149,15 @@ export class History implements RecordSink {
    * Starts a worker's presence file (see presence.ts), rewritten every 15 s and soon after
    * `changed()`, until `stop()`; a no-op when the queue keeps no history.
    */
-  async announceWorker(queue: string, snapshot: () => PresenceSnapshot): Promise<{ changed(): void; stop(): void }> {
+  async announceWorker(
+    queue: string,
+    snapshot: () => PresenceSnapshot,
+  ): Promise<{
+    /** The worker's state changed: its file is rewritten soon. */
+    changed(): void;
+    /** The worker stopped: its file is removed. */
+    stop(): void;
+  }> {
     const settings = await this.settings.settings(queue);
     if (!settings.history) return { changed() {}, stop() {} };
     const beacon = new PresenceBeacon(this.root, snapshot, { now: () => this.clock.now(), warn: (w) => this.report.warn(w), groupShared: settings.group_shared });

@@ -10,6 +10,7 @@ import type { Settings } from '../format/settings.js';
 
 /** The store options the broker was opened with (see BrokerOptions). */
 export interface StoreConfig {
+  /** The root folder. */
   readonly root: string;
   /** Create the root, and queues on publish/consume, when they are missing. */
   readonly create: boolean;
@@ -19,6 +20,7 @@ export interface StoreConfig {
   readonly pinFolders: boolean;
   /** Milliseconds between listings while a consumer still has names in hand (the floor). */
   readonly listingIntervalMs: number;
+  /** Milliseconds between the automatic cleans that consume does. */
   readonly cleanIntervalMs: number;
   /** Longest polling interval of a waiting consumer, in ms. */
   readonly pollIntervalMs: number;
@@ -26,6 +28,7 @@ export interface StoreConfig {
   readonly notify: boolean;
 }
 
+/** The broker's clock. */
 export interface Clock {
   /** Epoch milliseconds; replaceable in tests. */
   now(): number;
@@ -33,14 +36,17 @@ export interface Clock {
 
 /** Where warnings and log lines go. */
 export interface Reporter {
+  /** Reports a problem that does not stop the call (the broker's onWarning). */
   warn(warning: DdmqError): void;
   /** Whether log() goes anywhere: the per-message lines are not even made when not. */
   readonly logging: boolean;
+  /** A log line (the broker's log option). */
   log(level: 'info' | 'debug', text: string): void;
 }
 
 /** The settings in force for a queue, layered and cached by the broker. */
 export interface SettingsSource {
+  /** The settings in force for a queue. */
   settings(queue: string): Promise<Settings>;
   /** The same without a promise, when they are cached; else undefined. */
   cached(queue: string): Settings | undefined;
@@ -48,9 +54,11 @@ export interface SettingsSource {
 
 /** Writes a message into another queue (made if missing): where dead letters go. */
 export interface DeadLetterSink {
+  /** Writes `msg` as a new ready message of `queue`; returns its file name. */
   put(queue: string, msg: Message): Promise<string>;
 }
 
+/** Where a queue's task records go. */
 export interface RecordSink {
   /** Keeps a task record (buffered; see records.ts). */
   record(record: Omit<TaskRecord, 'host' | 'pid'>): void;
@@ -60,11 +68,17 @@ export interface RecordSink {
 
 /** Everything a Queue is given by its broker. */
 export interface QueueContext {
+  /** The broker's store options. */
   readonly config: StoreConfig;
+  /** The broker's clock. */
   readonly clock: Clock;
+  /** Where warnings and log lines go. */
   readonly report: Reporter;
+  /** The settings of the queues. */
   readonly settings: SettingsSource;
+  /** Where dead letters go. */
   readonly deadLetters: DeadLetterSink;
+  /** Where task records go. */
   readonly records: RecordSink;
 }
 

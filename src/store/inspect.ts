@@ -22,8 +22,11 @@ export type MessageState = 'ready' | 'in-flight' | 'delayed';
 export interface PurgeResult {
   /** The queue purged. */
   queue: string;
+  /** Ready messages deleted. */
   ready: number;
+  /** Delayed messages deleted. */
   delayed: number;
+  /** In-flight messages deleted. */
   inFlight: number;
 }
 

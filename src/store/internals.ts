@@ -17,7 +17,9 @@ import type { SettingsCache } from './settings-cache.js';
  * of the package's entry: reached through brokerInternals().
  */
 export interface BrokerInternals extends QueueContext {
+  /** The broker's settings cache. */
   readonly settings: SettingsCache;
+  /** The broker's task records and presence files. */
   readonly history: History;
   /** The Queue object for a name, checked to exist (or created, with `create`). */
   queue(name: string): Promise<Queue>;
@@ -35,7 +37,11 @@ export function registerInternals(broker: object, handle: BrokerInternals): void
   internals.set(broker, handle);
 }
 
-/** A broker's internals (see BrokerInternals), for src/worker and src/cli. */
+/**
+ * A broker's internals (see BrokerInternals), for src/worker and src/cli.
+ * @param broker - a broker made by Broker.open
+ * @throws {@link index!DdmqError} `INVALID_ARGUMENT` if it is not one
+ */
 export function brokerInternals(broker: object): BrokerInternals {
   const found = internals.get(broker);
   if (found === undefined) throw new DdmqError('INVALID_ARGUMENT', 'not a broker opened with Broker.open');

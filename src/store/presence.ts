@@ -36,7 +36,13 @@ export const PRESENCE_CHANGE_MS = 3000;
 
 /** What a worker says of itself at each beat (the rest is filled in here). */
 export type PresenceSnapshot = Pick<WorkerPresence, 'queue' | 'concurrency' | 'done' | 'failed' | 'released' | 'lease_lost'> & {
-  running: { id: string; since: number }[];
+  /** The tasks running now: message id and epoch ms it started. */
+  running: {
+    /** The message's id. */
+    id: string;
+    /** Epoch ms its task started. */
+    since: number;
+  }[];
 };
 
 export interface BeaconOptions {

@@ -70,13 +70,22 @@ export interface ConsumeOptions {
 /** Options of `Broker.consumeOne`: those of consume, but one message. */
 export type ConsumeOneOptions = Omit<ConsumeOptions, 'n'>;
 
+/**
+ * One queue of a broker's root, as the Broker works on it (see the top of this file).
+ * Made by the broker (`brokerInternals(broker).queue(name)`); programs use the Broker.
+ */
 export class Queue {
+  /** The queue's name. */
   readonly name: string;
   /** The queue's folders: the only way to them (see folders.ts). */
   readonly folders: QueueFolders;
+  /** The queue's folder (plain path). */
   readonly dir: string;
+  /** Its in-flight folder. */
   readonly workDir: string;
+  /** Its folder of files moved aside. */
   readonly corruptDir: string;
+  /** Its folder of messages not due yet. */
   readonly delayedDir: string;
   private readonly queueSettings: QueueSettings;
   private readonly dirs: QueueDirs;
@@ -90,6 +99,10 @@ export class Queue {
   /** The broker's store options, for the watcher made on first use. */
   private readonly config: StoreConfig;
 
+  /**
+   * @param host - what the queue needs of its broker
+   * @param name - the queue (checked by the caller)
+   */
   constructor(host: QueueContext, name: string) {
     const { config, clock, report } = host;
     this.config = config;
@@ -126,10 +139,12 @@ export class Queue {
     this.dirs.check(force);
   }
 
+  /** The settings in force for this queue. */
   settings(): Promise<Settings> {
     return this.queueSettings.get();
   }
 
+  /** Publishes a message (see Broker.publish). */
   publish(body: unknown, options?: PublishOptions): Promise<Message> {
     return this.writer.publish(body, options);
   }
@@ -149,6 +164,7 @@ export class Queue {
     return this.claimer.takeByName(name, lease);
   }
 
+  /** Takes ready messages, waiting for them if asked to (see Broker.consume). */
   async consume(options: ConsumeOptions = {}): Promise<Message[]> {
     const wait = options.wait ?? 0;
     if (typeof wait !== 'number' || !(wait >= 0) || !(wait <= MAX_SECONDS)) {
@@ -272,6 +288,7 @@ export class Queue {
     return this.inspector.deleteMessage(name);
   }
 
+  /** The queue's messages by state (see Broker.counts). */
   counts(): Promise<QueueCounts> {
     return this.inspector.counts();
   }

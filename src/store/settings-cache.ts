@@ -26,6 +26,7 @@ interface CachedLayer {
   readAt: number;
 }
 
+/** A root's settings files, cached and layered; and the one place they are written (see the top of this file). */
 export class SettingsCache implements SettingsSource {
   /** Settings files by queue name; '' is the root's. */
   private readonly layers = new Map<string, CachedLayer>();
