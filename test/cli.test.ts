@@ -139,7 +139,9 @@ describe('ddmq publish and consume', () => {
     assertCleanError(ddmq('publish', root, 'q', 'x', '-p', '-1'), 2, /priority -1/);
     assertCleanError(ddmq('publish', root, 'q', 'x', '-p', 'abc'), 2, /--priority must be a whole number/);
     assertCleanError(ddmq('publish', root, 'q', 'x', '-p', '99999999999999999999'), 2, /too large/);
-    assertCleanError(ddmq('publish', root, 'q', 'x', '-t', '0'), 2, /timeout 0/);
+    // The error names the flag typed (-t/--timeout), not the library's name for it (lease).
+    assertCleanError(ddmq('publish', root, 'q', 'x', '-t', '0'), 2, /invalid --timeout 0/);
+    assertCleanError(ddmq('consume', root, 'q', '-t', '0'), 2, /invalid --timeout 0/);
     assertCleanError(ddmq('publish', root, 'q', '{bad', '--json-message'), 2, /not valid JSON/);
     const lastWins = (...flags: string[]) => jsonLines(ddmq('publish', root, 'q', 'x', ...flags, '--format', 'json').out)[0]!.requeue;
     assert.equal(lastWins('-r', '--no-requeue'), false);

@@ -5,6 +5,7 @@
  * every key's type against the same description, and nothing is ever evaluated.
  */
 import { DdmqError } from '../format/errors.js';
+import { MAX_SECONDS } from '../format/settings.js';
 
 export type OptionType = 'boolean' | 'int' | 'string' | 'strings';
 
@@ -139,4 +140,18 @@ export function parseIntArg(text: string, what: string): number {
   const n = Number(text);
   if (!Number.isSafeInteger(n)) throw new DdmqError('INVALID_ARGUMENT', `${what} ${text} is too large`);
   return n;
+}
+
+/**
+ * The lease of publish and consume from their -t/--timeout (the original tool's name for
+ * it), checked here so that an error names the flag the user typed, not the library's
+ * `lease` option.
+ */
+export function leaseFromTimeout(input: Input): number | undefined {
+  const t = input.timeout;
+  if (t === undefined) return undefined;
+  if (!(typeof t === 'number' && Number.isSafeInteger(t) && t >= 1 && t <= MAX_SECONDS)) {
+    throw new DdmqError('INVALID_ARGUMENT', `invalid --timeout ${JSON.stringify(t)}: expected a whole number of seconds, from 1 to ${MAX_SECONDS} (ten years)`);
+  }
+  return t;
 }

@@ -1,7 +1,7 @@
 import { checkQueueName } from '../../format/names.js';
 import { openBroker } from '../open.js';
 import { emit, keyValueLines } from '../output.js';
-import { type CommandSpec, CREATE, DEBUG, EXIT, FORMAT, ROOT_ARG, SKIP_CLEANING, VERBOSE } from '../spec.js';
+import { type CommandSpec, CREATE, DEBUG, EXIT, FORMAT, leaseFromTimeout, ROOT_ARG, SKIP_CLEANING, VERBOSE } from '../spec.js';
 
 export const consume: CommandSpec = {
   name: 'consume',
@@ -27,7 +27,7 @@ export const consume: CommandSpec = {
     const broker = await openBroker(input, ctx);
     const messages = await broker.consume(queue, {
       n: (input.n as number | undefined) ?? 1,
-      lease: input.timeout as number | undefined,
+      lease: leaseFromTimeout(input),
       skipCleaning: Boolean(input.skip_cleaning),
       wait: (input.wait as number | undefined) ?? 0,
     });

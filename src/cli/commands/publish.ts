@@ -4,7 +4,7 @@ import type { PublishOptions } from '../../store/queue.js';
 import { checkQueueName } from '../../format/names.js';
 import { openBroker } from '../open.js';
 import { emit } from '../output.js';
-import { type CommandSpec, CREATE, EXIT, type Input, REPORT_OPTIONS, ROOT_ARG, type RunContext, SKIP_CLEANING } from '../spec.js';
+import { type CommandSpec, CREATE, EXIT, type Input, leaseFromTimeout, REPORT_OPTIONS, ROOT_ARG, type RunContext, SKIP_CLEANING } from '../spec.js';
 
 export const publish: CommandSpec = {
   name: 'publish',
@@ -123,7 +123,7 @@ async function publishFile(input: Input, ctx: RunContext, queue: string, file: s
 function publishOptionsOf(input: Input): PublishOptions {
   return {
     priority: input.priority as number | undefined,
-    lease: input.timeout as number | undefined,
+    lease: leaseFromTimeout(input),
     requeue: input.requeue === true ? true : input.requeue === false || input.no_requeue === true ? false : undefined,
     requeuePrio: input.requeue_prio as number | undefined,
     requeueLimit: input.requeue_limit as number | undefined,
