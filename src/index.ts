@@ -40,3 +40,5 @@ export {
   type WorkHandle,
 } from './worker/work.js';
 export { FolderWatcher, type WatchOptions } from './store/watch.js';
+export { LeaseRenewer, type HeldLease, type LeaseHooks, type LeaseStore } from './worker/lease.js';
+export { systemTimers, type Timers } from './store/timers.js';

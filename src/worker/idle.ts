@@ -48,9 +48,9 @@ export async function workPending(broker: Broker, queue: string, windowMs: numbe
   return counts.nextDue !== null && counts.nextDue * 1000 <= broker.now() + windowMs;
 }
 
-/** The idle clock of one consumer loop. */
+/** The idle clock of one consumer loop; its time is the broker's clock, `broker.now()`. */
 export class IdleClock {
-  private since = Date.now();
+  private since: number;
   /** Work was pending elsewhere at the last look: wait a while before looking again. */
   private pending = false;
 
@@ -58,19 +58,21 @@ export class IdleClock {
     private readonly broker: Broker,
     private readonly queue: string,
     private readonly options: IdleOptions,
-  ) {}
+  ) {
+    this.since = broker.now();
+  }
 
   /** Seconds the next consume may wait for a message. */
   wait(): number {
     const { idleExit } = this.options;
     if (idleExit === undefined) return MAX_WAIT;
-    const left = idleExit - (Date.now() - this.since) / 1000;
+    const left = idleExit - (this.broker.now() - this.since) / 1000;
     return Math.min(MAX_WAIT, Math.max(this.pending ? 1 : 0, left));
   }
 
   /** There was work (a message taken, a task running): the idle time starts again. */
   busy(): void {
-    this.since = Date.now();
+    this.since = this.broker.now();
     this.pending = false;
   }
 
@@ -82,11 +84,11 @@ export class IdleClock {
     const { idleExit } = this.options;
     if (idleExit === undefined) return false;
     if (await workPending(this.broker, this.queue, idleExit * 1000, this.options.ignoreInFlight, ownInFlight)) {
-      this.since = Date.now();
+      this.since = this.broker.now();
       this.pending = true;
       return false;
     }
     this.pending = false;
-    return Date.now() - this.since >= idleExit * 1000;
+    return this.broker.now() - this.since >= idleExit * 1000;
   }
 }
