@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Broker, isDdmqError, type Message, messages, work, type WorkEvent } from '../src/index.js';
+import { Broker, FolderWatcher, isDdmqError, type Message, messages, work, type WorkEvent } from '../src/index.js';
+import { FakeTime } from './fake-time.js';
 import { CLI, DIST, ls, tempDir } from './helpers.js';
 
 async function setup(settings: Record<string, unknown> = {}, options = {}) {
@@ -29,13 +30,22 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('waiting for messages', () => {
   it('consume({ wait }) takes a message another process publishes meanwhile: change notification, not polling', async () => {
-    // Polling set to a minute: only notification can deliver within the 30 s wait.
-    const { root, broker } = await setup({}, { pollInterval: 60_000 });
+    const { root, broker } = await setup();
     const q = await broker.queue('q');
     assert.ok(q.watcher().notifying, 'fs.watch works on this file system');
+    // A watcher of the same folder whose timers never fire: polling cannot wake it, only
+    // a notification can (or the 20 s safety net, which fails the test).
+    const frozen = new FakeTime();
+    const watcher = new FolderWatcher(q.dir, { now: frozen.now, timers: frozen, notify: broker.notify });
+    const safetyNet = new AbortController();
+    const net = setTimeout(() => safetyNet.abort(), 20_000);
     const later = publishLater(root, 'hello', 300);
+    const woken = watcher.wait(frozen.now() + 60_000, safetyNet.signal);
     const got = await broker.consume('q', { wait: 30 });
+    assert.equal(await woken, 'changed', 'woken by a change notification');
+    clearTimeout(net);
     await later;
+    watcher.close();
     assert.deepEqual(got.map((m) => m.text), ['hello']);
     broker.close();
   });
