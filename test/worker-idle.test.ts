@@ -28,12 +28,12 @@ async function deadWorkersMessage(root: string, text: string) {
 }
 
 describe('idle exit', () => {
-  it("the idle time runs on the broker's clock: over exactly idleExit after the last work, and busy() starts it again", async () => {
+  it("the idle time runs on the timers' clock: over exactly idleExit after the last work, and busy() starts it again", async () => {
     const time = new FakeTime();
     const root = join(tempDir(), 'root');
     const broker = await Broker.open(root, { create: true, now: time.now });
     await broker.createQueue('q', { expiry_grace: 0 });
-    const idle = new IdleClock(broker, 'q', { idleExit: 10, ignoreInFlight: false });
+    const idle = new IdleClock(broker, 'q', { idleExit: 10, ignoreInFlight: false }, time);
     assert.equal(idle.wait(), 5, 'waits at most 5 s before looking again');
     await time.advance(9999);
     assert.equal(await idle.over(), false);
@@ -51,7 +51,7 @@ describe('idle exit', () => {
     assert.equal(idle.wait(), 5);
     await time.advance(30_000);
     assert.equal(await idle.over(), false, 'however long it stays in flight');
-    const loose = new IdleClock(broker, 'q', { idleExit: 10, ignoreInFlight: true });
+    const loose = new IdleClock(broker, 'q', { idleExit: 10, ignoreInFlight: true }, time);
     await time.advance(10_000);
     assert.equal(await loose.over(), true, 'idleIgnoresInFlight: not kept by it');
     broker.close();

@@ -56,8 +56,9 @@ export interface WorkOptions {
   /** Told of every message that ends, and of warnings about one (a lease renewal that failed). */
   onEvent?: (event: WorkEvent) => void;
   /**
-   * The timers it waits with: lease renewals, the grace, abortWait (default: the real
-   * ones). Its times (of events, of the idle rule) are the broker's clock, `broker.now()`.
+   * The timers it waits with, and the clock of the idle time: lease renewals, the grace,
+   * abortWait (default: the real ones). Its other times (of events, when delayed messages
+   * are due, when a lease runs out) are the broker's clock, `broker.now()`.
    */
   timers?: Timers;
 }
@@ -371,7 +372,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
       lease_lost: stats.leaseLost,
       running: [...tasks].map((t) => ({ id: t.message.id, since: t.started })),
     }));
-    const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true });
+    const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true }, timers);
     while (!stopping.signal.aborted && (options.maxMessages === undefined || taken < options.maxMessages)) {
       await yieldToEventLoop();
       if (stopping.signal.aborted) break;
@@ -439,9 +440,9 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
 export async function* messages(
   broker: Broker,
   queue: string,
-  options: { signal?: AbortSignal; idleExit?: number; idleIgnoresInFlight?: boolean; lease?: number } = {},
+  options: { signal?: AbortSignal; idleExit?: number; idleIgnoresInFlight?: boolean; lease?: number; timers?: Timers } = {},
 ): AsyncGenerator<Message, void, undefined> {
-  const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true });
+  const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true }, options.timers);
   // Messages handed out that the caller may still hold (a batch it has not acked yet):
   // they are not work that can still come, and must not keep the iterator waiting.
   const handedOut = new Set<Message>();
