@@ -6,6 +6,7 @@
 import type { DdmqError } from '../format/errors.js';
 import type { Message } from '../format/message.js';
 import type { TaskRecord } from '../format/records.js';
+import { systemTimers, type Timers } from './timers.js';
 import type { Settings } from '../format/settings.js';
 
 /** The store options the broker was opened with (see BrokerOptions). */
@@ -24,6 +25,8 @@ export interface StoreConfig {
   readonly pollInterval: number;
   /** Whether waiting consumers use file-change notification. */
   readonly notify: boolean;
+  /** What a waiting consumer polls and times out with. */
+  readonly timers: Timers;
 }
 
 export interface Clock {
@@ -117,6 +120,11 @@ export interface BrokerOptions {
   log?: (level: 'info' | 'debug', text: string) => void;
   /** Epoch milliseconds (tests replace it to move time). */
   now?: () => number;
+  /**
+   * The timers a waiting consume polls and times out with (default: the real ones, on the
+   * monotonic clock); tests pass timers they move by hand.
+   */
+  timers?: Timers;
 }
 
 /** The store options of a broker opened with these options, the defaults filled in. */
@@ -130,5 +138,6 @@ export function storeConfig(root: string, options: BrokerOptions): StoreConfig {
     cleanInterval: options.cleanInterval ?? 60_000,
     pollInterval: options.pollInterval ?? 1000,
     notify: options.notify ?? true,
+    timers: options.timers ?? systemTimers,
   };
 }
