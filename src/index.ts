@@ -52,3 +52,5 @@ export {
   type WorkStats,
   type WorkHandle,
 } from './worker/work.js';
+export { LeaseRenewer, type HeldLease, type LeaseHooks } from './worker/lease.js';
+export type { Timers } from './store/timers.js';

@@ -20,3 +20,4 @@ export {
   type InFlightName,
   type ReadyName,
 } from './format/names.js';
+export { systemTimers } from './store/timers.js';

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { IdleClock } from '../src/worker/idle.js';
 import { Broker, messages, work } from '../src/index.js';
+import { FakeTime } from './fake-time.js';
 import { CLI, tempDir } from './helpers.js';
 
 async function setup(settings: Record<string, unknown> = {}) {
@@ -26,6 +28,35 @@ async function deadWorkersMessage(root: string, text: string) {
 }
 
 describe('idle exit', () => {
+  it("the idle time runs on the timers' clock: over exactly idleExit after the last work, and busy() starts it again", async () => {
+    const time = new FakeTime();
+    const root = join(tempDir(), 'root');
+    const broker = await Broker.open(root, { create: true, now: time.now });
+    await broker.createQueue('q', { expiry_grace: 0 });
+    const idle = new IdleClock(broker, 'q', { idleExit: 10, ignoreInFlight: false }, time);
+    assert.equal(idle.wait(), 5, 'waits at most 5 s before looking again');
+    await time.advance(9999);
+    assert.equal(await idle.over(), false);
+    assert.ok(Math.abs(idle.wait() - 0.001) < 1e-9, 'the 1 ms left');
+    await time.advance(1);
+    assert.equal(await idle.over(), true);
+    idle.busy();
+    await time.advance(9999);
+    assert.equal(await idle.over(), false, 'busy() started it again');
+    // Something in flight elsewhere can still become work: the idle time starts again.
+    await broker.publish('q', 'held');
+    await (await Broker.open(root, { now: time.now })).consume('q', { lease: 60 });
+    await time.advance(1);
+    assert.equal(await idle.over(), false);
+    assert.equal(idle.wait(), 5);
+    await time.advance(30_000);
+    assert.equal(await idle.over(), false, 'however long it stays in flight');
+    const loose = new IdleClock(broker, 'q', { idleExit: 10, ignoreInFlight: true }, time);
+    await time.advance(10_000);
+    assert.equal(await loose.over(), true, 'idleIgnoresInFlight: not kept by it');
+    broker.close();
+  });
+
   it("waits for a dead worker's message in flight: its lease runs out, the worker cleans it, runs it, and only then exits", async () => {
     const { root, broker } = await setup();
     await deadWorkersMessage(root, 'orphan');

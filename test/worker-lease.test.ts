@@ -1,18 +1,20 @@
 /**
  * Leases of running handlers (issue 8, finding 4): renewed every third of the lease;
  * transient renewal errors are retried and reported; a lost lease is reported once, the
- * handler's signal aborted, and the message neither acked nor nacked.
+ * handler's signal aborted, and the message neither acked nor nacked. The timing tests run
+ * on a clock the test moves (the broker's `now`, the worker's `timers`): their times are exact.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Broker, DdmqError, type Message, work, type WorkEvent } from '../src/index.js';
+import { Broker, type BrokerOptions, DdmqError, type Message, work, type WorkEvent } from '../src/index.js';
+import { FakeTime, settle } from './fake-time.js';
 import { sleep, tempDir } from './helpers.js';
 
 
-async function setup(settings: Record<string, unknown> = {}) {
+async function setup(settings: Record<string, unknown> = {}, options: BrokerOptions = {}) {
   const root = join(tempDir(), 'root');
-  const broker = await Broker.open(root, { create: true });
+  const broker = await Broker.open(root, { create: true, ...options });
   await broker.createQueue('q', { expiry_grace: 0, ...settings });
   return { root, broker };
 }
@@ -38,18 +40,26 @@ function busyCleaner(root: string) {
 }
 
 describe('worker leases', () => {
-  it('a 1 s lease is renewed every third of a second', async () => {
-    const { broker } = await setup();
+  it('a 1 s lease is renewed every third of a second, on the timers it is given', async () => {
+    const time = new FakeTime();
+    const { broker } = await setup({}, { now: time.now });
     await broker.publish('q', 'a');
-    let renewals = 0;
+    const renewals: number[] = [];
     const extend = broker.extend.bind(broker);
     broker.extend = ((...args: Parameters<Broker['extend']>) => {
-      renewals++;
+      renewals.push(Math.round(time.now() - start));
       return extend(...args);
     }) as Broker['extend'];
-    const stats = await work(broker, 'q', () => sleep(1200), { lease: 1, maxMessages: 1 }).done;
+    let finish = () => {};
+    const start = time.now();
+    const worker = work(broker, 'q', () => new Promise<void>((resolve) => (finish = resolve)), { lease: 1, maxMessages: 1, timers: time });
+    while (worker.stats.running === 0) await settle();
+    await time.advance(1200);
+    finish();
+    const stats = await worker.done;
     assert.equal(stats.done, 1);
-    assert.ok(renewals >= 3 && renewals <= 4, `renewed ${renewals} times in 1.2 s`);
+    assert.deepEqual(renewals, [333, 667, 1000]);
+    assert.equal(time.timers, 0, 'no timer left behind');
     broker.close();
   });
 
@@ -104,25 +114,32 @@ describe('worker leases', () => {
   });
 
   it('renewals that keep failing: the lease is lost once it runs out, not before; the handler is told', async () => {
-    const { broker } = await setup();
+    const time = new FakeTime();
+    const { broker } = await setup({}, { now: time.now });
     await broker.publish('q', 'a');
     broker.extend = (() => Promise.reject(new DdmqError('IO', 'rename failed: permission denied (EACCES)', { osCode: 'EACCES' }))) as Broker['extend'];
     const events: WorkEvent[] = [];
-    let aborted = false;
-    const started = Date.now();
-    const stats = await work(
+    let abortedAt: number | undefined;
+    const start = time.now();
+    const worker = work(
       broker,
       'q',
-      async (_m, { signal }) => {
-        await sleep(10_000, signal);
-        aborted = signal.aborted;
-      },
-      { lease: 1, maxMessages: 1, onEvent: (e) => events.push(e) },
-    ).done;
-    assert.ok(aborted);
-    const took = Date.now() - started;
-    assert.ok(took >= 1000 && took < 3000, `lost when the lease ran out, 1 to 2 s after it was taken (${took} ms)`);
+      (_m, { signal }) => new Promise<void>((resolve) => signal.addEventListener('abort', () => {
+        abortedAt = time.now() - start;
+        resolve();
+      })),
+      { lease: 1, maxMessages: 1, timers: time, onEvent: (e) => events.push(e) },
+    );
+    while (worker.stats.running === 0) await settle();
+    await time.advance(1999);
+    assert.equal(abortedAt, undefined, 'not lost before the lease ran out');
+    await time.advance(1);
+    const stats = await worker.done;
+    // Taken on a whole second with a 1 s lease: its name expires at the end of the next one.
+    assert.equal(abortedAt, 2000, 'lost when the lease ran out');
     assert.deepEqual(events.map((e) => e.type), ['warning', 'lease-lost']);
+    assert.equal(Math.round(events[0]!.ms), 333);
+    assert.equal(events[1]!.ms, 2000);
     assert.match(String((events[1]!.error as Error).message), /ran out: it could not be renewed .*EACCES/);
     assert.equal(stats.leaseLost, 1);
     broker.close();

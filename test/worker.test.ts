@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker, isDdmqError, type Message, messages, work, type WorkEvent } from '../src/index.js';
 import { brokerInternals } from '../src/store/internals.js';
+import { FakeTime } from './fake-time.js';
 import { CLI, DIST, ls, tempDir } from './helpers.js';
 
 async function setup(settings: Record<string, unknown> = {}, options = {}) {
@@ -30,14 +31,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('waiting for messages', () => {
   it('consume({ wait }) takes a message another process publishes meanwhile: change notification, not polling', async () => {
-    // Polling set to a minute: only notification can deliver within the 30 s wait.
-    const { root, broker } = await setup({}, { pollIntervalMs: 60_000 });
+    // The broker's timers never fire: no poll and no deadline can wake the waiting consume,
+    // only a change notification can (or the 20 s safety net, which fails the test).
+    const frozen = new FakeTime();
+    const { root, broker } = await setup({}, { timers: frozen });
     const q = await brokerInternals(broker).queue('q');
     assert.ok(q.watcher().notifying, 'fs.watch works on this file system');
+    const safetyNet = new AbortController();
+    const net = setTimeout(() => safetyNet.abort(), 20_000);
     const later = publishLater(root, 'hello', 300);
-    const got = await broker.consume('q', { wait: 30 });
+    const got = await broker.consume('q', { wait: 30, signal: safetyNet.signal });
+    clearTimeout(net);
     await later;
-    assert.deepEqual(got.map((m) => m.text), ['hello']);
+    assert.deepEqual(got.map((m) => m.text), ['hello'], 'woken by the change notification');
     broker.close();
   });
 

@@ -6,6 +6,7 @@
 import type { DdmqError } from '../format/errors.js';
 import type { Message } from '../format/message.js';
 import type { TaskRecord } from '../format/records.js';
+import { systemTimers, type Timers } from './timers.js';
 import type { Settings } from '../format/settings.js';
 
 /** The store options the broker was opened with (see BrokerOptions). */
@@ -26,6 +27,8 @@ export interface StoreConfig {
   readonly pollIntervalMs: number;
   /** Whether waiting consumers use file-change notification. */
   readonly notify: boolean;
+  /** What a waiting consumer polls and times out with. */
+  readonly timers: Timers;
 }
 
 /** The broker's clock. */
@@ -162,6 +165,11 @@ export interface BrokerOptions {
    * @default Date.now
    */
   now?: () => number;
+  /**
+   * The timers a waiting consume polls and times out with; tests pass timers they move by hand.
+   * @default the real ones, on the monotonic clock
+   */
+  timers?: Timers;
 }
 
 /** The store options of a broker opened with these options, the defaults filled in. */
@@ -175,5 +183,6 @@ export function storeConfig(root: string, options: BrokerOptions): StoreConfig {
     cleanIntervalMs: options.cleanIntervalMs ?? 60_000,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
     notify: options.notify ?? true,
+    timers: options.timers ?? systemTimers,
   };
 }

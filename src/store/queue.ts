@@ -173,7 +173,9 @@ export class Queue {
     const first = await this.consumeNow(options);
     if (first.length > 0 || wait === 0) return first;
     const watcher = this.watcher();
-    const deadline = Date.now() + wait * 1000;
+    // On the timers' clock (monotonic by default): a change of the system time or a
+    // broker clock set by hand does not stretch or cut the wait.
+    const deadline = this.config.timers.now() + wait * 1000;
     for (;;) {
       const reason = await watcher.wait(deadline, options.signal);
       if (reason === 'aborted') return [];
@@ -188,7 +190,12 @@ export class Queue {
 
   /** The folder watcher that waiting consumers share (made on first use). */
   watcher(): FolderWatcher {
-    this.folderWatcher ??= new FolderWatcher(this.dir, { pollMax: this.config.pollIntervalMs, notify: this.config.notify });
+    this.folderWatcher ??= new FolderWatcher(this.dir, {
+      pollMax: this.config.pollIntervalMs,
+      notify: this.config.notify,
+      timers: this.config.timers,
+      now: this.config.timers.now,
+    });
     return this.folderWatcher;
   }
 

@@ -11,6 +11,17 @@
  *   host is seen within `pollMax` (plus the file system's own cache).
  */
 import * as fs from 'node:fs';
+import { systemTimers, type Timers } from './timers.js';
+
+/** The file-system calls the watcher makes: node:fs by default, a fake in tests. */
+export interface WatchFs {
+  watch(dir: string, options: { persistent: boolean }, listener: () => void): { close(): void; on(event: 'error', listener: (err: Error) => void): unknown };
+}
+
+/** node:fs, looked up at each call (so that what replaces fs.watch later is used). */
+const nodeWatchFs: WatchFs = {
+  watch: (dir, options, listener) => fs.watch(dir, options, listener),
+};
 
 export interface WatchOptions {
   /** First polling interval, in ms (default 50). */
@@ -19,6 +30,12 @@ export interface WatchOptions {
   pollMax?: number;
   /** Use file-change notification (default true); false: poll only. */
   notify?: boolean;
+  /** The clock of the deadlines given to wait(), epoch ms (default Date.now; a queue passes its broker's). */
+  now?: () => number;
+  /** The timers polling waits with (default: the real ones). */
+  timers?: Timers;
+  /** The file-system calls it makes (default: node:fs). */
+  fs?: WatchFs;
 }
 
 export type WakeReason = 'changed' | 'poll' | 'timeout' | 'aborted';
@@ -27,7 +44,9 @@ export class FolderWatcher {
   readonly pollMin: number;
   readonly pollMax: number;
   private interval: number;
-  private watcher: fs.FSWatcher | undefined;
+  private watcher: ReturnType<WatchFs['watch']> | undefined;
+  private readonly now: () => number;
+  private readonly timers: Timers;
   private changed = false;
   private readonly waiters = new Set<(reason: WakeReason) => void>();
 
@@ -38,9 +57,11 @@ export class FolderWatcher {
     this.pollMin = options.pollMin ?? 50;
     this.pollMax = Math.max(this.pollMin, options.pollMax ?? 1000);
     this.interval = this.pollMin;
+    this.now = options.now ?? Date.now;
+    this.timers = options.timers ?? systemTimers;
     if (options.notify === false) return;
     try {
-      this.watcher = fs.watch(dir, { persistent: false }, () => this.notify());
+      this.watcher = (options.fs ?? nodeWatchFs).watch(dir, { persistent: false }, () => this.notify());
       // A watcher that fails later (its folder removed) leaves polling to do the work.
       this.watcher.on('error', () => this.closeWatcher());
     } catch {
@@ -68,19 +89,19 @@ export class FolderWatcher {
       this.changed = false;
       return Promise.resolve('changed');
     }
-    const left = deadline - Date.now();
+    const left = deadline - this.now();
     if (left <= 0) return Promise.resolve('timeout');
     const poll = this.interval;
     this.interval = Math.min(this.pollMax, this.interval * 2);
     return new Promise((resolve) => {
       const finish = (reason: WakeReason) => {
-        clearTimeout(timer);
+        this.timers.clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         this.waiters.delete(finish);
         resolve(reason);
       };
       const onAbort = () => finish('aborted');
-      const timer = setTimeout(() => finish(left <= poll ? 'timeout' : 'poll'), Math.min(left, poll));
+      const timer = this.timers.setTimeout(() => finish(left <= poll ? 'timeout' : 'poll'), Math.min(left, poll));
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.add(finish);
     });

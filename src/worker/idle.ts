@@ -11,12 +11,13 @@
  *   is due within the idle time.
  *
  * In-flight messages whose lease has run out (past `expiry_grace`) are cleaned at once,
- * not at the next automatic clean (which consume does at most every `cleanInterval`), so
+ * not at the next automatic clean (which consume does at most every `cleanIntervalMs`), so
  * that they are taken without that delay.
  */
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import type { Broker } from '../store/broker.js';
 import { brokerInternals } from '../store/internals.js';
+import { systemTimers, type Timers } from '../store/timers.js';
 
 /** Longest wait for a message, in seconds, before the idle rule is looked at again. */
 const MAX_WAIT = 5;
@@ -49,9 +50,14 @@ export async function workPending(broker: Broker, queue: string, windowMs: numbe
   return counts.nextDue !== null && counts.nextDue * 1000 <= brokerInternals(broker).clock.now() + windowMs;
 }
 
-/** The idle clock of one consumer loop. */
+/**
+ * The idle clock of one consumer loop. The idle time is time spent waiting, measured on
+ * the timers' clock (a broker's clock set by hand, to a fixed time, must not keep a worker
+ * forever); when a delayed message is due is the broker's clock, as the store's is.
+ */
 export class IdleClock {
-  private since = Date.now();
+  private since: number;
+  private readonly timers: Timers;
   /** Work was pending elsewhere at the last look: wait a while before looking again. */
   private pending = false;
 
@@ -59,19 +65,23 @@ export class IdleClock {
     private readonly broker: Broker,
     private readonly queue: string,
     private readonly options: IdleOptions,
-  ) {}
+    timers: Timers = systemTimers,
+  ) {
+    this.timers = timers;
+    this.since = timers.now();
+  }
 
   /** Seconds the next consume may wait for a message. */
   wait(): number {
     const { idleExit } = this.options;
     if (idleExit === undefined) return MAX_WAIT;
-    const left = idleExit - (Date.now() - this.since) / 1000;
+    const left = idleExit - (this.timers.now() - this.since) / 1000;
     return Math.min(MAX_WAIT, Math.max(this.pending ? 1 : 0, left));
   }
 
   /** There was work (a message taken, a task running): the idle time starts again. */
   busy(): void {
-    this.since = Date.now();
+    this.since = this.timers.now();
     this.pending = false;
   }
 
@@ -83,11 +93,11 @@ export class IdleClock {
     const { idleExit } = this.options;
     if (idleExit === undefined) return false;
     if (await workPending(this.broker, this.queue, idleExit * 1000, this.options.ignoreInFlight, ownInFlight)) {
-      this.since = Date.now();
+      this.since = this.timers.now();
       this.pending = true;
       return false;
     }
     this.pending = false;
-    return Date.now() - this.since >= idleExit * 1000;
+    return this.timers.now() - this.since >= idleExit * 1000;
   }
 }

@@ -20,8 +20,9 @@ import type { Broker } from '../store/broker.js';
 import { brokerInternals } from '../store/internals.js';
 import type { NackResult } from '../store/queue.js';
 import type { RecordDetails } from '../format/records.js';
+import { systemTimers, type Timers } from '../store/timers.js';
 import { IdleClock } from './idle.js';
-import { keepLease } from './lease.js';
+import { LeaseRenewer } from './lease.js';
 
 export type Handler = (message: Message, context: { signal: AbortSignal }) => unknown;
 
@@ -56,6 +57,12 @@ export interface WorkOptions {
   signal?: AbortSignal;
   /** Told of every message that ends, and of warnings about one (a lease renewal that failed). */
   onEvent?: (event: WorkEvent) => void;
+  /**
+   * The timers it waits with, and the clock of the idle time: lease renewals, the grace,
+   * abortWait (default: the real ones). Its other times (of events, when delayed messages
+   * are due, when a lease runs out) are the broker's clock (its `now` option).
+   */
+  timers?: Timers;
 }
 
 export type WorkEventType = 'done' | 'failed' | 'released' | 'lease-lost' | 'warning' | 'error';
@@ -174,13 +181,17 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
   checkOptions(options);
   const concurrency = options.concurrency ?? 1;
   const abortWait = options.abortWait ?? 10;
+  const timers = options.timers ?? systemTimers;
+  const clock = brokerInternals(broker).clock;
+  /** One timer renews the leases of all running tasks. */
+  const renewer = new LeaseRenewer(broker, { timers });
   const stats: WorkStats = { done: 0, failed: 0, released: 0, leaseLost: 0, running: 0 };
   const tasks = new Set<Task>();
   /** Aborted when the worker stops taking messages. */
   const stopping = new AbortController();
   let grace = options.grace ?? 30;
   let graceEnds: number | undefined;
-  let graceTimer: NodeJS.Timeout | undefined;
+  let graceTimer: unknown;
   let graceOver = false;
   let failure: { error: unknown } | undefined;
   let taken = 0;
@@ -208,18 +219,18 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
   /** The grace is over: every running handler is aborted, and its message released once it returns. */
   const endGrace = () => {
     graceOver = true;
-    clearTimeout(graceTimer);
+    timers.clearTimeout(graceTimer);
     for (const task of tasks) abortTask(task, 'stop');
   };
 
   const beginStop = (newGrace?: number) => {
     if (newGrace !== undefined) grace = newGrace;
-    const ends = Date.now() + grace * 1000;
+    const ends = timers.now() + grace * 1000;
     if (!ended && !graceOver && (graceEnds === undefined || ends < graceEnds)) {
       graceEnds = ends;
-      clearTimeout(graceTimer);
+      timers.clearTimeout(graceTimer);
       if (grace === 0) endGrace();
-      else graceTimer = setTimeout(endGrace, ends - Date.now());
+      else graceTimer = timers.setTimeout(endGrace, ends - timers.now());
     }
     stopping.abort();
   };
@@ -246,24 +257,24 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
         (value: unknown) => ({ ok: true, value }) as const,
         (error: unknown) => ({ ok: false, error }) as const,
       );
-    let timer: NodeJS.Timeout | undefined;
+    let timer: unknown;
     const onAbort = () => {
-      timer = setTimeout(() => giveUp({ ok: false, error: new Error(`the handler did not return within ${abortWait} s of its abort`) }), abortWait * 1000);
+      timer = timers.setTimeout(() => giveUp({ ok: false, error: new Error(`the handler did not return within ${abortWait} s of its abort`) }), abortWait * 1000);
     };
     let giveUp: (o: Outcome) => void = () => {};
     const abandoned = new Promise<Outcome>((resolve) => (giveUp = resolve));
     if (task.controller.signal.aborted) onAbort();
     else task.controller.signal.addEventListener('abort', onAbort, { once: true });
     return Promise.race([settled, abandoned]).finally(() => {
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       task.controller.signal.removeEventListener('abort', onAbort);
     });
   };
 
   const start = (message: Message, lease: number) => {
     const controller = new AbortController();
-    const task: Task = { message, controller, started: Date.now(), finished: Promise.resolve() };
-    const ms = () => Date.now() - task.started;
+    const task: Task = { message, controller, started: clock.now(), finished: Promise.resolve() };
+    const ms = () => clock.now() - task.started;
     let reportedLost = false;
     let lostError: unknown;
     const leaseLost = (error: unknown) => {
@@ -274,7 +285,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
       abortTask(task, 'lease-lost');
       emit({ type: 'lease-lost', message, error, ms: ms() });
     };
-    const keeper = keepLease(broker, message, lease, {
+    const held = renewer.hold(message, lease, {
       onLost: leaseLost,
       onWarning: (error) => emit({ type: 'warning', message, error, ms: ms() }),
     });
@@ -283,7 +294,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
     task.finished = (async () => {
       try {
         const outcome = await runHandler(task);
-        await keeper.stop();
+        await held.release();
         const end = endOf(outcome);
         if (reportedLost) {
           await recordLost(message, end, lostError);
@@ -366,7 +377,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
       lease_lost: stats.leaseLost,
       running: [...tasks].map((t) => ({ id: t.message.id, since: t.started })),
     }));
-    const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true });
+    const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true }, timers);
     while (!stopping.signal.aborted && (options.maxMessages === undefined || taken < options.maxMessages)) {
       await yieldToEventLoop();
       if (stopping.signal.aborted) break;
@@ -403,7 +414,8 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
     while (tasks.size > 0) await Promise.all([...tasks].map((t) => t.finished));
     presence.stop();
     ended = true;
-    clearTimeout(graceTimer);
+    timers.clearTimeout(graceTimer);
+    await renewer.close();
     if (failure !== undefined) throw failure.error;
     return { ...stats };
   };
@@ -433,9 +445,9 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
 export async function* messages(
   broker: Broker,
   queue: string,
-  options: { signal?: AbortSignal; idleExit?: number; idleIgnoresInFlight?: boolean; lease?: number } = {},
+  options: { signal?: AbortSignal; idleExit?: number; idleIgnoresInFlight?: boolean; lease?: number; timers?: Timers } = {},
 ): AsyncGenerator<Message, void, undefined> {
-  const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true });
+  const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true }, options.timers);
   // Messages handed out that the caller may still hold (a batch it has not acked yet):
   // they are not work that can still come, and must not keep the iterator waiting.
   const handedOut = new Set<Message>();
