@@ -46,11 +46,13 @@ export {
   messages,
   TaskInterrupted,
   type Handler,
+  type HandlerContext,
+  type MessagesOptions,
   type WorkOptions,
   type WorkEvent,
   type WorkEventType,
   type WorkStats,
   type WorkHandle,
 } from './worker/work.js';
-export { LeaseRenewer, type HeldLease, type LeaseHooks } from './worker/lease.js';
+export { LeaseRenewer, type HeldLease, type LeaseHooks, type LeaseRenewerOptions } from './worker/lease.js';
 export type { Timers } from './store/timers.js';

@@ -10,7 +10,7 @@ export type { PresenceSnapshot } from './store/presence.js';
 export type { History } from './store/history.js';
 export type { SettingsCache } from './store/settings-cache.js';
 export { brokerInternals, type BrokerInternals } from './store/internals.js';
-export { FolderWatcher, type WakeReason, type WatchOptions } from './store/watch.js';
+export { FolderWatcher, type WakeReason, type WatchFs, type WatchOptions } from './store/watch.js';
 export { Message, decodeMessage, encodeMessage } from './format/message.js';
 export {
   checkQueueName,

@@ -9,8 +9,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { expectTypeOf } from 'expect-type';
 import * as ddmq from '../src/index.js';
+import { LeaseRenewer, messages, work } from '../src/index.js';
 import type {
   Broker,
+  Handler,
+  HandlerContext,
+  MessagesOptions,
   BrokerOptions,
   ConsumeOneOptions,
   ConsumeOptions,
@@ -27,6 +31,8 @@ import type {
   StatsOptions,
   StatsResult,
   WorkerInfo,
+  WorkHandle,
+  WorkOptions,
 } from '../src/index.js';
 
 interface Task {
@@ -75,6 +81,27 @@ export async function payloads(broker: Broker): Promise<void> {
   await broker.consumeOne('q', { n: 2 });
 }
 
+/** work<T> and messages<T>: the handler's and the loop's messages carry the payload type. */
+export async function workers(broker: Broker): Promise<void> {
+  const handle = work<Task>(broker, 'q', async (msg, context) => {
+    expectTypeOf(msg).toEqualTypeOf<Message<Task>>();
+    expectTypeOf(msg.message.pages).toEqualTypeOf<number>();
+    expectTypeOf(context).toEqualTypeOf<HandlerContext>();
+  });
+  expectTypeOf(handle).toEqualTypeOf<WorkHandle>();
+  expectTypeOf<Parameters<Handler<Task>>[0]>().toEqualTypeOf<Message<Task>>();
+  // A handler written for one payload type is not taken for another.
+  const forTasks: Handler<Task> = async () => {};
+  // @ts-expect-error: a Handler<Task> is not a Handler<string>
+  work<string>(broker, 'q', forTasks);
+  for await (const msg of messages<Task>(broker, 'q', { idleExit: 5 })) expectTypeOf(msg.message).toEqualTypeOf<Task>();
+  expectTypeOf(messages).parameter(2).toEqualTypeOf<MessagesOptions | undefined>();
+  expectTypeOf<WorkOptions['lease']>().toEqualTypeOf<number | undefined>();
+  expectTypeOf<MessagesOptions['lease']>().toEqualTypeOf<number | undefined>();
+  // @ts-expect-error: the seconds are a number
+  new LeaseRenewer(broker).hold((await broker.consume('q'))[0]!, '60');
+}
+
 /** One word per concept (lease), and units in the names of the broker's durations. */
 export async function optionsAndUnits(broker: Broker): Promise<void> {
   expectTypeOf<PublishOptions['lease']>().toEqualTypeOf<number | null | undefined>();
@@ -114,6 +141,7 @@ describe('the public API', () => {
       'Broker',
       'DEFAULT_SETTINGS',
       'DdmqError',
+      'LeaseRenewer',
       'TaskInterrupted',
       'VERSION',
       'isDdmqError',

@@ -15,7 +15,17 @@ import { systemTimers, type Timers } from './timers.js';
 
 /** The file-system calls the watcher makes: node:fs by default, a fake in tests. */
 export interface WatchFs {
-  watch(dir: string, options: { persistent: boolean }, listener: () => void): { close(): void; on(event: 'error', listener: (err: Error) => void): unknown };
+  /** As fs.watch: calls `listener` on each change in `dir`. */
+  watch(
+    dir: string,
+    options: { persistent: boolean },
+    listener: () => void,
+  ): {
+    /** Stops watching. */
+    close(): void;
+    /** As fs.FSWatcher's 'error' event. */
+    on(event: 'error', listener: (err: Error) => void): unknown;
+  };
 }
 
 /** node:fs, looked up at each call (so that what replaces fs.watch later is used). */
@@ -23,25 +33,52 @@ const nodeWatchFs: WatchFs = {
   watch: (dir, options, listener) => fs.watch(dir, options, listener),
 };
 
+/** Options of a {@link FolderWatcher}. */
 export interface WatchOptions {
-  /** First polling interval, in ms (default 50). */
+  /**
+   * First polling interval, in ms.
+   * @default 50
+   */
   pollMin?: number;
-  /** Longest polling interval, in ms: the latency bound where notification does not reach (default 1000). */
+  /**
+   * Longest polling interval, in ms: the latency bound where notification does not reach.
+   * @default 1000
+   */
   pollMax?: number;
-  /** Use file-change notification (default true); false: poll only. */
+  /**
+   * Use file-change notification; false: poll only.
+   * @default true
+   */
   notify?: boolean;
-  /** The clock of the deadlines given to wait(), epoch ms (default Date.now; a queue passes its broker's). */
+  /**
+   * The clock of the deadlines given to wait(), epoch ms (a queue passes its broker's).
+   * @default Date.now
+   */
   now?: () => number;
-  /** The timers polling waits with (default: the real ones). */
+  /**
+   * The timers polling waits with.
+   * @default the real ones
+   */
   timers?: Timers;
-  /** The file-system calls it makes (default: node:fs). */
+  /**
+   * The file-system calls it makes.
+   * @default node:fs
+   */
   fs?: WatchFs;
 }
 
+/** Why a wait ended: a change notified, a poll due, the deadline, or the signal. */
 export type WakeReason = 'changed' | 'poll' | 'timeout' | 'aborted';
 
+/**
+ * Waits for a folder to change: by file-change notification where the file system gives
+ * it, and by polling with backoff for what it cannot see (see the top of this file). The
+ * waiting consumers of a queue share one.
+ */
 export class FolderWatcher {
+  /** The first polling interval, in ms. */
   readonly pollMin: number;
+  /** The longest polling interval, in ms. */
   readonly pollMax: number;
   private interval: number;
   private watcher: ReturnType<WatchFs['watch']> | undefined;
@@ -50,7 +87,12 @@ export class FolderWatcher {
   private changed = false;
   private readonly waiters = new Set<(reason: WakeReason) => void>();
 
+  /**
+   * @param dir - the folder to watch
+   * @param options - polling intervals, notification, timers
+   */
   constructor(
+    /** The folder watched. */
     readonly dir: string,
     options: WatchOptions = {},
   ) {
@@ -107,6 +149,7 @@ export class FolderWatcher {
     });
   }
 
+  /** Stops watching; waits under way end at once, with 'aborted'. */
   close(): void {
     this.closeWatcher();
     for (const wake of [...this.waiters]) wake('aborted');

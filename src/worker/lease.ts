@@ -29,13 +29,18 @@ interface LeaseStore {
   warn(warning: DdmqError): void;
 }
 
+/** What a held lease tells its holder (see {@link LeaseRenewer.hold}). */
 export interface LeaseHooks {
   /** The lease is lost: called once, with the error that showed it. */
   onLost?(error: DdmqError): void;
-  /** A renewal failed and will be tried again, for the first failure of each run (default: the broker's onWarning). */
+  /**
+   * A renewal failed and will be tried again, for the first failure of each run.
+   * @default the broker's onWarning
+   */
   onWarning?(error: DdmqError): void;
 }
 
+/** A lease a {@link LeaseRenewer} keeps alive, until released or lost. */
 export interface HeldLease {
   /** Whether the lease was lost. */
   readonly lost: boolean;
@@ -66,6 +71,35 @@ interface Held {
 /** Timers may fire up to a millisecond before the clock says they are due. */
 const EARLY_MS = 1;
 
+/** Options of a {@link LeaseRenewer}. */
+export interface LeaseRenewerOptions {
+  /**
+   * The timers renewals are made with (tests pass timers they move by hand).
+   * @default the real ones
+   */
+  timers?: Timers;
+}
+
+/**
+ * Keeps the leases of consumed messages alive while their tasks run: one timer for all
+ * the leases it holds, each renewed every third of its length. `work()` uses one; a
+ * program with its own loop (over `consume` or `messages()`) makes its own.
+ *
+ * @example
+ * ```ts
+ * const renewer = new LeaseRenewer(broker);
+ * for await (const msg of messages(broker, 'tasks', { lease: 60 })) {
+ *   const lease = renewer.hold(msg, 60, { onLost: (err) => console.error(err.message) });
+ *   try {
+ *     await convert(msg.message, { signal: lease.signal });
+ *   } finally {
+ *     await lease.release();
+ *   }
+ *   if (!lease.lost) await broker.ack(msg);
+ * }
+ * await renewer.close();
+ * ```
+ */
 export class LeaseRenewer {
   private readonly held = new Set<Held>();
   private readonly timers: Timers;
@@ -76,10 +110,11 @@ export class LeaseRenewer {
   private readonly broker: LeaseStore;
 
   /**
-   * `broker`: the Broker whose messages it renews. The broker's clock (its `now` option)
-   * decides when a lease has run out; `timers` (default: the real ones) when renewals are made.
+   * @param broker - the Broker whose messages it renews. The broker's clock (its `now`
+   *   option) decides when a lease has run out; `timers` when renewals are made.
+   * @param options - the timers
    */
-  constructor(broker: Broker, options: { timers?: Timers } = {}) {
+  constructor(broker: Broker, options: LeaseRenewerOptions = {}) {
     const internals = brokerInternals(broker);
     this.broker = {
       extend: (msg, seconds) => broker.extend(msg, seconds),
@@ -97,6 +132,12 @@ export class LeaseRenewer {
   /**
    * Keeps `msg`'s lease alive, renewing it to `seconds` every third of that, until it is
    * released or lost. `msg` must be in flight (consumed) and not held already.
+   * @param msg - a consumed message
+   * @param seconds - its lease, in whole seconds (1 to ten years)
+   * @param hooks - told when the lease is lost, and of a failed renewal
+   * @returns the held lease: whether it was lost, a signal aborted when it is, and release()
+   * @throws {@link DdmqError} `INVALID_ARGUMENT` (the renewer is closed, seconds out of
+   *   range, the message not in flight or held already)
    */
   hold(msg: Message, seconds: number, hooks: LeaseHooks = {}): HeldLease {
     if (this.closed) throw new DdmqError('INVALID_ARGUMENT', 'the lease renewer is closed');

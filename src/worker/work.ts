@@ -24,51 +24,91 @@ import { systemTimers, type Timers } from '../store/timers.js';
 import { IdleClock } from './idle.js';
 import { LeaseRenewer } from './lease.js';
 
-export type Handler = (message: Message, context: { signal: AbortSignal }) => unknown;
+/** What a handler is given besides its message. */
+export interface HandlerContext {
+  /**
+   * Aborted when the handler must stop: the worker stops (after its grace), or the
+   * message's lease was lost. Pass it on to what the handler waits for.
+   */
+  signal: AbortSignal;
+}
 
+/**
+ * Runs the task of one message. Returning (or resolving) acks the message; throwing
+ * nacks it (or releases it, for a {@link TaskInterrupted}). A returned or thrown object's
+ * `exitCode` and `signal`, if it has them, go to the task record.
+ * @typeParam T - the payload's type: a promise of the caller's, not checked at run time
+ */
+export type Handler<T = unknown> = (message: Message<T>, context: HandlerContext) => unknown;
+
+/** Options of {@link work}. Durations are in seconds. */
 export interface WorkOptions {
-  /** Handlers running at once (default 1). */
+  /**
+   * Handlers running at once.
+   * @default 1
+   */
   concurrency?: number;
   /**
-   * Lease of each message in whole seconds (default: the message's own timeout, else the
-   * queue's message_timeout). While its handler runs the lease is renewed every third of
-   * it, so a task may take longer than its lease as long as its process lives; if the
-   * process dies, the message comes back within one lease (plus expiry_grace).
+   * Lease of each message in whole seconds. While its handler runs the lease is renewed
+   * every third of it, so a task may take longer than its lease as long as its process
+   * lives; if the process dies, the message comes back within one lease (plus expiry_grace).
+   * @default the message's own lease, else the queue's `message_timeout` setting
    */
   lease?: number;
-  /** Seconds stop() lets running handlers finish before it aborts them and releases their messages (default 30). */
+  /**
+   * Seconds stop() lets running handlers finish before it aborts them and releases their messages.
+   * @default 30
+   */
   grace?: number;
   /**
-   * Seconds a handler has to return once its signal is aborted (default 10). After that
-   * its message is released anyway (or, its lease lost, its place freed) and what it does
-   * later is ignored.
+   * Seconds a handler has to return once its signal is aborted. After that its message is
+   * released anyway (or, its lease lost, its place freed) and what it does later is ignored.
+   * @default 10
    */
   abortWait?: number;
-  /** Stop after this many messages were taken (running handlers finish first). */
+  /**
+   * Stop after this many messages were taken (running handlers finish first).
+   * @default no limit
+   */
   maxMessages?: number;
   /**
    * End once nothing in the queue could become work for this many seconds: nothing
    * ready, nothing in flight on any host, nothing delayed that is due within this time.
+   * @default never: wait for messages until stopped
    */
   idleExit?: number;
-  /** With idleExit: messages in flight elsewhere do not keep the worker (only ready and due ones do). */
+  /**
+   * With idleExit: messages in flight elsewhere do not keep the worker (only ready and due ones do).
+   * @default false
+   */
   idleIgnoresInFlight?: boolean;
-  /** Aborting it stops the worker, as stop() does. */
+  /**
+   * Aborting it stops the worker, as stop() does.
+   * @default none
+   */
   signal?: AbortSignal;
-  /** Told of every message that ends, and of warnings about one (a lease renewal that failed). */
+  /**
+   * Told of every message that ends, and of warnings about one (a lease renewal that failed).
+   * @default none
+   */
   onEvent?: (event: WorkEvent) => void;
   /**
    * The timers it waits with, and the clock of the idle time: lease renewals, the grace,
-   * abortWait (default: the real ones). Its other times (of events, when delayed messages
-   * are due, when a lease runs out) are the broker's clock (its `now` option).
+   * abortWait. Its other times (of events, when delayed messages are due, when a lease
+   * runs out) are the broker's clock (its `now` option).
+   * @default the real ones
    */
   timers?: Timers;
 }
 
+/** How a message ended in a worker (see the top of this file), or `warning`: a problem that did not end it. */
 export type WorkEventType = 'done' | 'failed' | 'released' | 'lease-lost' | 'warning' | 'error';
 
+/** What a worker tells `onEvent` of one message. */
 export interface WorkEvent {
+  /** What happened. */
   type: WorkEventType;
+  /** The message it happened to. */
   message: Message;
   /** For 'failed': what nack did; for 'released': requeued. */
   action?: NackResult['action'];
@@ -80,6 +120,7 @@ export interface WorkEvent {
   ms: number;
 }
 
+/** A worker's counters. */
 export interface WorkStats {
   /** Handled and acked. */
   done: number;
@@ -93,6 +134,7 @@ export interface WorkStats {
   running: number;
 }
 
+/** A running worker, as {@link work} returns it. */
 export interface WorkHandle {
   /** Counters, live. */
   readonly stats: WorkStats;
@@ -107,6 +149,9 @@ export interface WorkHandle {
    * Stops taking messages and lets running handlers finish within the grace; then aborts
    * their signals and releases their messages once they have returned. Called again, a
    * shorter grace applies (stop(0): abort them now).
+   * @param grace - seconds; default: the worker's `grace` option
+   * @returns as `done`
+   * @throws {@link DdmqError} `INVALID_ARGUMENT` (a negative grace)
    */
   stop(grace?: number): Promise<WorkStats>;
 }
@@ -118,9 +163,15 @@ export interface WorkHandle {
  * stop's SIGTERM, or exited by itself meanwhile) and go to the release's task record.
  */
 export class TaskInterrupted extends Error {
+  /** The exit code of the task's process, when it has one. */
   readonly exitCode?: number | null;
+  /** The signal that ended the task's process (`SIGTERM`), when it has one. */
   readonly signal?: string | null;
 
+  /**
+   * @param message - why it was interrupted
+   * @param options - the cause, and how the task's process ended
+   */
   constructor(message: string, options?: { cause?: unknown; exitCode?: number | null; signal?: string | null }) {
     super(message, options);
     this.name = 'TaskInterrupted';
@@ -176,8 +227,30 @@ function checkOptions(options: WorkOptions): void {
   }
 }
 
-/** Starts a worker on a queue; see WorkOptions. */
-export function work(broker: Broker, queue: string, handler: Handler, options: WorkOptions = {}): WorkHandle {
+/**
+ * Starts a worker on a queue: it takes messages as they come, runs `handler` on up to
+ * `concurrency` at once, keeps their leases alive while the handlers run, acks what
+ * returns and nacks what throws. It runs until stopped, `maxMessages` or `idleExit`.
+ *
+ * @typeParam T - the payloads' type: a promise of the caller's, not checked at run time
+ * @param broker - the broker of the queue's root
+ * @param queue - the queue
+ * @param handler - the task of one message
+ * @param options - concurrency, lease (seconds), when to end
+ * @returns the running worker: its counters, `done`, and `stop()`
+ * @throws {@link DdmqError} `INVALID_ARGUMENT` (an option out of range), at once; the
+ *   store's errors (`QUEUE_MISSING`, `IO`, ...) later, as the rejection of `done`
+ * @example
+ * ```ts
+ * interface Task { file: string }
+ * const worker = work<Task>(broker, 'tasks', async (msg, { signal }) => {
+ *   await convert(msg.message.file, { signal });
+ * }, { concurrency: 4, idleExit: 60 });
+ * process.on('SIGTERM', () => worker.stop(30));
+ * console.log(await worker.done); // { done, failed, released, leaseLost, running }
+ * ```
+ */
+export function work<T = unknown>(broker: Broker, queue: string, handler: Handler<T>, options: WorkOptions = {}): WorkHandle {
   checkOptions(options);
   const concurrency = options.concurrency ?? 1;
   const abortWait = options.abortWait ?? 10;
@@ -252,7 +325,7 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
   /** Runs the handler; once its signal is aborted it has abortWait seconds to return. */
   const runHandler = (task: Task): Promise<Outcome> => {
     const settled: Promise<Outcome> = Promise.resolve()
-      .then(() => handler(task.message, { signal: task.controller.signal }))
+      .then(() => handler(task.message as Message<T>, { signal: task.controller.signal }))
       .then(
         (value: unknown) => ({ ok: true, value }) as const,
         (error: unknown) => ({ ok: false, error }) as const,
@@ -435,25 +508,65 @@ export function work(broker: Broker, queue: string, handler: Handler, options: W
   };
 }
 
+/** Options of {@link messages}. Durations are in seconds. */
+export interface MessagesOptions {
+  /**
+   * Aborting it ends the iteration (a wait under way returns at once).
+   * @default none
+   */
+  signal?: AbortSignal;
+  /**
+   * End once nothing in the queue could become work for this many seconds (as for workers).
+   * @default never: wait for messages until the signal aborts
+   */
+  idleExit?: number;
+  /**
+   * With idleExit: messages in flight elsewhere do not keep the iterator (only ready and due ones do).
+   * @default false
+   */
+  idleIgnoresInFlight?: boolean;
+  /**
+   * Lease of each message taken, in whole seconds. The iterator does not renew it: ack in
+   * time, or hold it with a {@link LeaseRenewer}.
+   * @default the message's own lease, else the queue's `message_timeout` setting
+   */
+  lease?: number;
+  /**
+   * The timers of the idle clock.
+   * @default the real ones
+   */
+  timers?: Timers;
+}
+
 /**
  * The messages of a queue as an async iterator: each is taken as it comes (waiting while
  * the queue is empty) and is the caller's to ack or nack. Ends when the signal aborts, or
  * once nothing in the queue could become work for `idleExit` seconds (as for workers:
  * nothing ready, nothing in flight anywhere unless `idleIgnoresInFlight`, nothing delayed
  * that is due within that time).
+ *
+ * @typeParam T - the payloads' type: a promise of the caller's, not checked at run time
+ * @param broker - the broker of the queue's root
+ * @param queue - the queue
+ * @param options - when to end, the lease (seconds)
+ * @returns the messages, in flight, as they come
+ * @throws {@link DdmqError} while iterating: the errors of {@link Broker.consume}
+ * @example
+ * ```ts
+ * for await (const msg of messages<{ file: string }>(broker, 'tasks', { idleExit: 60 })) {
+ *   await convert(msg.message.file);
+ *   await broker.ack(msg);
+ * }
+ * ```
  */
-export async function* messages(
-  broker: Broker,
-  queue: string,
-  options: { signal?: AbortSignal; idleExit?: number; idleIgnoresInFlight?: boolean; lease?: number; timers?: Timers } = {},
-): AsyncGenerator<Message, void, undefined> {
+export async function* messages<T = unknown>(broker: Broker, queue: string, options: MessagesOptions = {}): AsyncGenerator<Message<T>, void, undefined> {
   const idle = new IdleClock(broker, queue, { idleExit: options.idleExit, ignoreInFlight: options.idleIgnoresInFlight === true }, options.timers);
   // Messages handed out that the caller may still hold (a batch it has not acked yet):
   // they are not work that can still come, and must not keep the iterator waiting.
   const handedOut = new Set<Message>();
   while (!options.signal?.aborted) {
     await yieldToEventLoop();
-    const [message] = await broker.consume(queue, { wait: idle.wait(), signal: options.signal, lease: options.lease });
+    const [message] = await broker.consume<T>(queue, { wait: idle.wait(), signal: options.signal, lease: options.lease });
     if (message !== undefined) {
       if (options.idleExit !== undefined && options.idleIgnoresInFlight !== true) {
         handedOut.add(message);
