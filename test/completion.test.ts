@@ -34,18 +34,19 @@ function root(): string {
 }
 
 /** What bash's completion function offers for `words`, completing the last one. */
-function bashComplete(file: string, words: string[]): string[] {
+function bashComplete(file: string, words: string[], cwd?: string): string[] {
   const quoted = words.map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(' ');
   const r = spawnSync('bash', ['-c', `source "$1"; COMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _ddmq; printf '%s\\n' "\${COMPREPLY[@]}"`, 'bash', file], {
     encoding: 'utf8',
+    cwd,
   });
   assert.equal(r.status, 0, r.stderr);
   return [...new Set(r.stdout.split('\n').filter((l) => l !== ''))].sort();
 }
 
 /** What fish offers for the command line `line`. */
-function fishComplete(file: string, line: string): string[] {
-  const r = spawnSync('fish', ['-c', 'source $argv[1]; complete -C $argv[2]', file, line], { encoding: 'utf8' });
+function fishComplete(file: string, line: string, cwd?: string): string[] {
+  const r = spawnSync('fish', ['-c', 'source $argv[1]; complete -C $argv[2]', file, line], { encoding: 'utf8', cwd });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.split('\n').filter((l) => l !== '').map((l) => l.split('\t')[0]!).sort();
 }
@@ -75,6 +76,19 @@ describe('ddmq completion', () => {
     assert.deepEqual(bashComplete(file, ['ddmq', 'redrive', r, 'tasks-failed', '--to', '']), ['other', 'tasks', 'tasks-failed']);
     assert.deepEqual(bashComplete(file, ['ddmq', 'view', join(r, 'ta')]), [join(r, 'tasks'), join(r, 'tasks-failed')]);
     assert.ok(bashComplete(file, ['ddmq', 'work', r, 'tasks', '--', 'ech']).includes('echo'));
+  });
+
+  it('bash and fish: folder names in the root are never run, and only queue names are offered', { skip: need('bash') ?? need('fish') }, () => {
+    // Anyone who can write a shared root can name a folder so; completing there must not run it.
+    const r = root();
+    const here = tempDir(); // the shells run here: what a name would run writes here
+    for (const name of ['$(touch ran-1)', '`touch ran-2`', 'a b', '*']) {
+      fs.mkdirSync(join(r, name));
+      fs.writeFileSync(join(r, name, 'ddmq.yaml'), '{}\n');
+    }
+    assert.deepEqual(bashComplete(script('bash'), ['ddmq', 'consume', r, ''], here), ['other', 'tasks', 'tasks-failed']);
+    assert.deepEqual(fishComplete(script('fish'), `ddmq consume ${r} `, here), ['other', 'tasks', 'tasks-failed']);
+    assert.deepEqual(fs.readdirSync(here), [], 'nothing was run');
   });
 
   it('bash: every command and every option of the table is offered', { skip: need('bash') }, () => {
@@ -115,7 +129,8 @@ describe('ddmq completion', () => {
 describe('the man page', () => {
   it('is built into dist/ddmq.1, package.json\'s "man", as ddmq man prints it', () => {
     const pkg = JSON.parse(fs.readFileSync(join(REPO, 'package.json'), 'utf8'));
-    assert.equal(pkg.man, './dist/ddmq.1');
+    // An array: npm links man pages on a global install only from an array.
+    assert.deepEqual(pkg.man, ['./dist/ddmq.1']);
     const r = ddmq('man');
     assert.equal(r.status, 0, r.stderr);
     assert.equal(fs.readFileSync(join(REPO, 'dist', 'ddmq.1'), 'utf8'), r.stdout);

@@ -49,13 +49,16 @@ export function bashCompletion(commands: CompletedCommand[], version: string): s
 # Load it now:    source <(ddmq completion bash)
 # or for good:    ddmq completion bash > ~/.local/share/bash-completion/completions/ddmq
 
-# The queues of a root: its folders that hold a ddmq.yaml.
+# The queues of a root: its folders that hold a ddmq.yaml and have a queue's name. Only
+# such names are given: they are passed to compgen -W, which would expand a $(...) or a
+# backtick in a folder's name (anyone who can write the root could run commands).
 _ddmq_queues() {
   local root=$1 d
   [[ $root == "~"* ]] && root=$HOME\${root:1}
   [[ -d $root ]] || return 0
   for d in "$root"/*/; do
-    [[ -f \${d}ddmq.yaml ]] && d=\${d%/} && printf '%s\\n' "\${d##*/}"
+    d=\${d%/}; d=\${d##*/}
+    [[ $d =~ ^[A-Za-z0-9_-]+$ && -f $root/$d/ddmq.yaml ]] && printf '%s\\n' "$d"
   done
 }
 

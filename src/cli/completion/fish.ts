@@ -51,9 +51,9 @@ end
 function __ddmq_queues
     set -l root (string replace -r '^~' $HOME -- $argv[1])
     test -d "$root"; or return 0
-    for f in $root/*/ddmq.yaml
-        basename (dirname $f)
-    end
+    # Only queue names, without a process per queue (thousands of queues stay quick).
+    set -l files $root/*/ddmq.yaml
+    string replace -rf -- '^.*/([A-Za-z0-9_-]+)/ddmq\\.yaml$' '$1' $files
 end
 
 # The arguments given to command $argv[1] before the word being completed (not its

@@ -53,9 +53,10 @@ export function zshCompletion(commands: CompletedCommand[], version: string): st
 
 # The queues of the root given (the word after the command): its folders with a ddmq.yaml.
 _ddmq_queues() {
-  local root=\${~line[1]}
+  local root=\${~\${(Q)line[1]}}
   local -a queues
   queues=(\${root}/*/ddmq.yaml(N:h:t))
+  queues=(\${(M)queues:#[A-Za-z0-9_-]##})
   (( $#queues )) || return 1
   if [[ $1 == -s ]]; then _values -s $2 queue $queues; else compadd -a queues; fi
 }
