@@ -3,7 +3,7 @@
 # INPUT_DIR. Run it once, from the login node, before submitting slurm-array.sh or
 # pbs-torque.sh; both read the same tree, so the same queue feeds either scheduler.
 set -euo pipefail
-ROOT=${DDMQ_ROOT:-/shared/$USER/ddmq}
+ROOT=${DDMQ_ROOT:-/shared/${USER:-$(id -un)}/ddmq}
 input=${1:?usage: publish.sh INPUT_DIR}
 
 ddmq create -f "$ROOT" tasks,tasks-failed -s

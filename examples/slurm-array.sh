@@ -12,9 +12,17 @@
 # running ones finish for --grace 100 s, ends the rest and gives them back to the queue
 # (untried, for the other array tasks), and exits 143.
 set -euo pipefail
-ROOT=${DDMQ_ROOT:-/shared/$USER/ddmq}
-# sbatch runs a copy of this script: the examples are where it was submitted from.
-here=${SLURM_SUBMIT_DIR:-$(dirname "$0")}
+ROOT=${DDMQ_ROOT:-/shared/${USER:-$(id -un)}/ddmq}
+# The task: DDMQ_TASK, or process-one.sh beside this script. The scheduler runs a copy of
+# the script from elsewhere, so it is looked for where the job was submitted from (the
+# examples folder, or the clone above it) too.
+task=${DDMQ_TASK:-}
+if [ -z "$task" ]; then
+  for dir in "${SLURM_SUBMIT_DIR:-.}" "${SLURM_SUBMIT_DIR:-.}/examples" "$(dirname "$0")"; do
+    if [ -x "$dir/process-one.sh" ]; then task=$dir/process-one.sh; break; fi
+  done
+fi
+[ -n "$task" ] || { echo "no process-one.sh found: set DDMQ_TASK" >&2; exit 2; }
 mkdir -p "$ROOT/../joblog"
 
 # --idle-exit 300: end once, for 5 minutes, nothing was ready, due, or in flight in
@@ -23,4 +31,4 @@ mkdir -p "$ROOT/../joblog"
 exec ddmq work "$ROOT" tasks \
   -j "${SLURM_CPUS_PER_TASK:-1}" --idle-exit "${IDLE_EXIT:-300}" --grace 100 \
   --joblog "$ROOT/../joblog/%j.tsv" \
-  -- "$here/process-one.sh" {}
+  -- "$task" {}

@@ -23,9 +23,9 @@ function pathWithDdmq(): string {
   return `${bin}:${process.env.PATH}`;
 }
 
-function run(cmd: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string; err: string }> {
+function run(cmd: string, args: string[], env: Record<string, string>, cwd?: string): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd });
     let out = '';
     let err = '';
     p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
@@ -52,7 +52,11 @@ function joblogRows(dir: string): Record<string, string>[] {
   });
 }
 
-/** Publishes N tasks with publish.sh, runs `script` as 3 array tasks at once, and checks every task was done once. */
+/**
+ * Publishes N tasks with publish.sh, runs `script` as 3 array tasks at once, and checks
+ * every task was done once. As a scheduler does, each runs a copy of the script kept
+ * elsewhere, submitted from the clone (`sbatch examples/slurm-array.sh`).
+ */
 async function farm(script: string, arrayEnv: (index: number) => Record<string, string>) {
   const n = 12;
   const input = inputs(n);
@@ -60,7 +64,11 @@ async function farm(script: string, arrayEnv: (index: number) => Record<string, 
   const PATH = pathWithDdmq();
   const published = await run('bash', [join(EXAMPLES, 'publish.sh'), input], { PATH, DDMQ_ROOT: root });
   assert.equal(published.code, 0, published.err);
-  const tasks = await Promise.all([1, 2, 3].map((i) => run('bash', [join(EXAMPLES, script)], { PATH, DDMQ_ROOT: root, IDLE_EXIT: '1', ...arrayEnv(i) })));
+  const spool = tempDir();
+  fs.copyFileSync(join(EXAMPLES, script), join(spool, 'job_script'));
+  const tasks = await Promise.all(
+    [1, 2, 3].map((i) => run('bash', [join(spool, 'job_script')], { PATH, DDMQ_ROOT: root, IDLE_EXIT: '1', ...arrayEnv(i) }, spool)),
+  );
   for (const t of tasks) assert.equal(t.code, 0, t.err);
   for (let k = 1; k <= n; k++) assert.equal(fs.readFileSync(join(input, `f${k}.txt.lines`), 'utf8').trim(), String(k));
   const joblogs = join(root, '..', 'joblog');
@@ -83,11 +91,11 @@ describe('examples', () => {
   });
 
   it('slurm-array.sh, as 3 array tasks, does every published task once, one joblog per array task', async () => {
-    await farm('slurm-array.sh', (i) => ({ SLURM_ARRAY_JOB_ID: '77', SLURM_ARRAY_TASK_ID: String(i), SLURM_JOB_ID: `${77 + i}`, SLURM_CPUS_PER_TASK: '2' }));
+    await farm('slurm-array.sh', (i) => ({ SLURM_ARRAY_JOB_ID: '77', SLURM_ARRAY_TASK_ID: String(i), SLURM_JOB_ID: `${77 + i}`, SLURM_CPUS_PER_TASK: '2', SLURM_SUBMIT_DIR: REPO }));
   });
 
   it('pbs-torque.sh, as 3 array tasks ($PBS_ARRAYID), does every published task once', async () => {
-    await farm('pbs-torque.sh', (i) => ({ PBS_ARRAYID: String(i), PBS_JOBID: '55[].server', PBS_NUM_PPN: '2' }));
+    await farm('pbs-torque.sh', (i) => ({ PBS_ARRAYID: String(i), PBS_JOBID: '55[].server', PBS_NUM_PPN: '2', PBS_O_WORKDIR: REPO }));
   });
 
   it('worker.ts type-checks under strict TypeScript, importing ddmq by its name', () => {
