@@ -69,6 +69,8 @@ const preformatted = (text: string) => ['.PP', '.nf', ...text.split('\n').map((l
 export function manPage(commands: readonly CommandSpec[]): string {
   return [
     `.TH DDMQ 1 "" "ddmq ${VERSION}" "User Commands"`,
+    // No hyphenation: options, paths and settings are meant to be copied as printed.
+    '.nh',
     '.SH NAME',
     'ddmq \\- a serverless, file\\-based message queue',
     '.SH SYNOPSIS',

@@ -44,6 +44,9 @@ export function registerInternals(broker: object, handle: BrokerInternals): void
  */
 export function brokerInternals(broker: object): BrokerInternals {
   const found = internals.get(broker);
-  if (found === undefined) throw new DdmqError('INVALID_ARGUMENT', 'not a broker opened with Broker.open');
+  if (found === undefined) throw new DdmqError(
+      'INVALID_ARGUMENT',
+      'not a broker opened with Broker.open of this copy of ddmq (a program that both imports and requires ddmq loads two: use the work() and LeaseRenewer of the copy that opened the broker)',
+    );
   return found;
 }
