@@ -5,12 +5,12 @@
  * as a user's program would (the package resolves its own name through "exports").
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Broker } from '../src/index.js';
-import { CLI, REPO, tempDir } from './helpers.js';
+import { type ChildResult, CLI, REPO, runChild, tempDir } from './helpers.js';
 
 const EXAMPLES = join(REPO, 'examples');
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -23,16 +23,8 @@ function pathWithDdmq(): string {
   return `${bin}:${process.env.PATH}`;
 }
 
-function run(cmd: string, args: string[], env: Record<string, string>, cwd?: string): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd });
-    let out = '';
-    let err = '';
-    p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-    p.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
+function run(cmd: string, args: string[], env: Record<string, string>, cwd?: string): Promise<ChildResult> {
+  return runChild(cmd, args, { env, cwd });
 }
 
 /** Inputs f1.txt ... fN.txt, fK holding K lines. */

@@ -107,9 +107,10 @@ export interface ChildResult {
 }
 
 /** Runs a command to its end, collecting its output. */
-export function runChild(cmd: string, args: (string | number)[]): Promise<ChildResult> {
+export function runChild(cmd: string, args: (string | number)[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args.map(String), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = options.env === undefined ? undefined : { ...process.env, ...options.env };
+    const p = spawn(cmd, args.map(String), { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: options.cwd });
     let out = '';
     let err = '';
     p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
