@@ -11,6 +11,7 @@ import type { QueuePaths } from './folders.js';
 import { claimRename, listIfExists } from './fsx.js';
 import type { Clock, Reporter } from './host.js';
 import type { QueueDirs } from './queue-dirs.js';
+import { systemTimers } from './timers.js';
 
 export class ClaimCursor {
   private listing = ReadyListing.EMPTY;
@@ -68,7 +69,7 @@ export class ClaimCursor {
   promoteDue(force = false, p: QueuePaths = this.dirs.paths): number {
     const now = this.clock.now();
     if (!force && now < this.nextDelayedScan) return 0;
-    const started = monotonicMs();
+    const started = systemTimers.now();
     const nowSec = Math.floor(now / 1000);
     let moved = 0;
     for (const name of listIfExists(p.delayed) ?? []) {
@@ -81,14 +82,14 @@ export class ClaimCursor {
         throw this.dirs.missingOr(err);
       }
     }
-    this.delayedScanCost = monotonicMs() - started;
+    this.delayedScanCost = systemTimers.now() - started;
     this.nextDelayedScan = now + Math.max(1000, 10 * this.delayedScanCost);
     if (moved > 0 && this.report.logging) this.report.log('debug', `${this.name}: ${moved} delayed messages are due`);
     return moved;
   }
 
   private relist(): void {
-    const started = monotonicMs();
+    const started = systemTimers.now();
     this.dirs.check(false);
     this.promoteDue();
     const names = this.dirs.list(this.dirs.paths.dir);
@@ -97,7 +98,7 @@ export class ClaimCursor {
     this.listing = this.listing.remaining > 0 ? this.listing.refresh(names) : ReadyListing.of(names);
     this.losingStreak = 0;
     this.listedAt = this.clock.now();
-    this.listingCost = monotonicMs() - started;
+    this.listingCost = systemTimers.now() - started;
     this.report.log('debug', `listed ${this.name}: ${this.listing.size} ready in ${this.listingCost.toFixed(1)} ms`);
   }
 
@@ -136,9 +137,4 @@ export class ClaimCursor {
     const window = Math.min(2 ** Math.min(10, ++this.losingStreak), Math.floor(this.listing.remaining / 2) + 1);
     this.listing.skip(Math.floor(Math.random() * window));
   }
-}
-
-/** The monotonic clock in ms; performance.now() would load perf_hooks, ~2 ms of a short command. */
-function monotonicMs(): number {
-  return Number(process.hrtime.bigint()) / 1e6;
 }

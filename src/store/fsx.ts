@@ -12,7 +12,7 @@
  *   O_EXCL are not relied on (sshfs keeps flock local; GlusterFS can fail O_EXCL for both).
  */
 import * as fs from 'node:fs';
-import { dirname, resolve, sep } from 'node:path';
+import { dirname, sep } from 'node:path';
 import { DdmqError } from '../format/errors.js';
 
 export const TEMP_PREFIX = '.tmp-';

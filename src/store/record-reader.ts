@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { join, sep } from 'node:path';
 import { parseRecordFileName, parseRecords, type TaskRecord } from '../format/records.js';
 import { isDdmqError } from '../format/errors.js';
-import { errnoOf, ioError, listIfExists, openForReading, unsafePath } from './fsx.js';
+import { ioError, listIfExists, openForReading, unsafePath } from './fsx.js';
 import { fileStat, openRecordsFolder, ROTATE_MS } from './records.js';
 
 /** The records of one queue, file by file, skipping what is not a whole record of it. */

@@ -3,11 +3,9 @@
  */
 import type { Message } from '../format/message.js';
 import type { Broker } from '../store/broker.js';
-import type { Timers } from '../store/timers.js';
+import { type Timers, yieldToEventLoop } from '../store/timers.js';
 import { IdleClock } from './idle.js';
 
-/** Lets timers, I/O and signals run between consumes. */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Options of {@link messages}. Durations are in seconds. */
 export interface MessagesOptions {

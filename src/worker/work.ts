@@ -19,7 +19,7 @@ import { MAX_SECONDS } from '../format/settings.js';
 import type { Broker } from '../store/broker.js';
 import { brokerInternals } from '../store/internals.js';
 import type { RecordDetails } from '../format/records.js';
-import { systemTimers } from '../store/timers.js';
+import { systemTimers, yieldToEventLoop } from '../store/timers.js';
 import { IdleClock } from './idle.js';
 import { LeaseRenewer } from './lease.js';
 import type { Handler, WorkEvent, WorkHandle, WorkOptions, WorkStats } from './work-types.js';
@@ -79,8 +79,6 @@ interface Task {
   finished: Promise<void>;
 }
 
-/** Lets timers, I/O and signals run: consume, a failed spawn and nack can all finish without it. */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function checkOptions(options: WorkOptions): void {
   const concurrency = options.concurrency ?? 1;

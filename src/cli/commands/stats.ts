@@ -4,7 +4,7 @@ import { DdmqError } from '../../format/errors.js';
 import { brokerInternals } from '../../store/internals.js';
 import { openBroker } from '../open.js';
 import { emit, printable } from '../output.js';
-import { type CommandSpec, DEBUG, EXIT, exitCodeOver, FORMAT, ROOT_ARG, VERBOSE } from '../spec.js';
+import { type CommandSpec, DEBUG, exitCodeOver, FORMAT, ROOT_ARG, VERBOSE } from '../spec.js';
 import { optionalQueues, reportFailure } from './each-queue.js';
 
 export const statsCommand: CommandSpec = {
