@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { REPO, tempDir } from './helpers.js';
 
@@ -61,6 +62,37 @@ const show = (per: Per) =>
   `${per.metadata.toFixed(2)} (${Object.entries(per.byCall)
     .map(([c, k]) => `${c} ${k.toFixed(2)}`)
     .join(', ')})`;
+
+describe('the counting of bench/fsops', () => {
+  it('counts only the calls under the folder, between the markers, once each, through /proc/PID/fd paths too', async () => {
+    type Counts = { metadata: number; data: number; other: number; byCall: Record<string, number> };
+    const lib = (await import(pathToFileURL(join(REPO, 'bench', 'fsops-lib.mjs')).href)) as { countTrace: (text: string, under: string) => Counts };
+    const R = '/mnt/x/r';
+    const trace = [
+      `10 openat(AT_FDCWD</>, "${R}/q/before", O_RDONLY) = 3<${R}/q/before>`,
+      `10 statx(AT_FDCWD</>, "${R}/.fsops-begin", 0, STATX_ALL, 0x1) = -1 ENOENT (No such file or directory)`,
+      `10 openat(AT_FDCWD</>, "${R}/q", O_RDONLY|O_DIRECTORY) = 19<${R}/q>`,
+      `11 getdents64(19<${R}/q>, 0x2 /* 3 entries */, 32768 <unfinished ...>`,
+      `10 write(1<pipe:[7]>, "${R}/q/x", 9) = 9`,
+      `11 <... getdents64 resumed>) = 80`,
+      `10 openat(AT_FDCWD</>, "/proc/42/fd/19/ddmq.yaml", O_RDONLY) = 20<${R}/q/ddmq.yaml>`,
+      `10 read(20<${R}/q/ddmq.yaml>, "{}", 65536) = 2`,
+      `10 unlink("/proc/42/fd/19/work/1.b.ddmq2") = 0`,
+      `10 close(20<${R}/q/ddmq.yaml>) = 0`,
+      `10 renameat2(AT_FDCWD</>, "${R}/q/a.ddmq1", AT_FDCWD</>, "${R}/q/work/1.a.ddmq1", 0) = 0`,
+      `10 fcntl(20<${R}/q/ddmq.yaml>, F_GETFL) = 0`,
+      `10 openat(AT_FDCWD</>, "/mnt/x/r2/q", O_RDONLY) = 21</mnt/x/r2/q>`,
+      `10 openat(AT_FDCWD</>, "/usr/lib/node", O_RDONLY) = 22</usr/lib/node>`,
+      `10 statx(AT_FDCWD</>, "${R}/.fsops-end", 0, STATX_ALL, 0x1) = -1 ENOENT (No such file or directory)`,
+      `10 unlink("${R}/q/after") = 0`,
+      '+++ exited with 0 +++',
+    ].join('\n');
+    const counts = lib.countTrace(trace, R);
+    assert.deepEqual(counts.byCall, { openat: 2, getdents64: 1, read: 1, unlink: 1, close: 1, renameat2: 1, fcntl: 1 });
+    assert.deepEqual([counts.metadata, counts.data, counts.other], [5, 2, 1]);
+    assert.throws(() => lib.countTrace(trace.split('\n').slice(0, 5).join('\n'), R), /no begin and end markers/);
+  });
+});
 
 const places: { name: string; make: () => string }[] = [
   { name: 'local disk', make: () => tempDir('ddmq-fsops-') },
