@@ -185,7 +185,8 @@ if (opts.json) {
   const only = (per, keep) => ({ byCall: Object.fromEntries(Object.entries(per.byCall).filter(([c]) => keep(c))) });
   const meta_ = (per) => only(per, (c) => METADATA.has(c));
   const rest = (per) => [calls(only(per, (c) => DATA.has(c))) || '0', calls(only(per, (c) => !DATA.has(c) && !METADATA.has(c)))].filter(Boolean).join('; other: ');
-  console.log(`${meta.date.slice(0, 10)}, commit ${commit}, Node ${meta.node}; n=${n}, CLI ${cliN} processes, idle ${idleSeconds} s${opts.fsync ? ', fsync' : ''}\n`);
+    const setup = [`n=${n}`, phases.includes('publish-cli') && `${cliN} ddmq publish processes`, phases.some((p) => p.startsWith('idle')) && `idle ${idleSeconds} s`, opts.fsync && 'fsync'].filter(Boolean);
+  console.log(`${meta.date.slice(0, 10)}, commit ${commit}, Node ${meta.node}; ${setup.join(', ')}\n`);
   console.log('| file system | phase | metadata calls: ddmq | floor | ddmq − floor | ddmq by call | floor by call | data calls: ddmq / floor |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const r of results) {
