@@ -99,36 +99,39 @@ const places: { name: string; make: () => string }[] = [
   ...rigs.map((rig) => ({ name: `${rig.name} (mount A)`, make: () => fs.mkdtempSync(join(rig.a, 'ddmq-fsops-test-')) })),
 ];
 
-for (const place of places) {
-  describe(`file-system calls on ${place.name}`, { skip: !hasStrace && 'strace is not installed' }, () => {
-    let root = '';
-    let results = new Map<string, Result>();
-    before(async () => {
-      root = place.make();
-      results = await count(root);
-      for (const r of results.values()) console.log(`${place.name}: ${r.phase} a ${r.unit}: ddmq ${show(r.ddmq.per)}; floor ${show(r.floor.per)}`);
-    });
-    after(() => fs.rmSync(root, { recursive: true, force: true })); // on a rig: through the mount, never the brick
+// The places at once: each is counted in processes and folders of its own, and mostly waits.
+describe('file-system calls per message and per idle second', { concurrency: true }, () => {
+  for (const place of places) {
+    describe(`on ${place.name}`, { skip: !hasStrace && 'strace is not installed' }, () => {
+      let root = '';
+      let results = new Map<string, Result>();
+      before(async () => {
+        root = place.make();
+        results = await count(root);
+        for (const r of results.values()) console.log(`${place.name}: ${r.phase} a ${r.unit}: ddmq ${show(r.ddmq.per)}; floor ${show(r.floor.per)}`);
+      });
+      after(() => fs.rmSync(root, { recursive: true, force: true })); // on a rig: through the mount, never the brick
 
-    it(`publish: within 1 metadata call a message of the floor (${N} messages)`, () => {
-      const r = results.get('publish')!;
-      assert.equal(r.ddmq.count, N);
-      assert.ok(r.floor.per.metadata >= 2, 'the floor counts its open and rename: the counting sees the calls');
-      assert.ok(r.difference <= 1, `ddmq ${show(r.ddmq.per)} against the floor's ${show(r.floor.per)}`);
-    });
+      it(`publish: within 1 metadata call a message of the floor (${N} messages)`, () => {
+        const r = results.get('publish')!;
+        assert.equal(r.ddmq.count, N);
+        assert.ok(r.floor.per.metadata >= 2, 'the floor counts its open and rename: the counting sees the calls');
+        assert.ok(r.difference <= 1, `ddmq ${show(r.ddmq.per)} against the floor's ${show(r.floor.per)}`);
+      });
 
-    it(`consume + ack: within 1 metadata call a message of the floor (${N} messages, one a consume)`, () => {
-      const r = results.get('consume-ack')!;
-      assert.equal(r.ddmq.count, N);
-      assert.ok(r.floor.per.metadata >= 3, 'the floor counts its rename, open and unlink: the counting sees the calls');
-      assert.ok(r.difference <= 1, `ddmq ${show(r.ddmq.per)} against the floor's ${show(r.floor.per)}`);
-    });
+      it(`consume + ack: within 1 metadata call a message of the floor (${N} messages, one a consume)`, () => {
+        const r = results.get('consume-ack')!;
+        assert.equal(r.ddmq.count, N);
+        assert.ok(r.floor.per.metadata >= 3, 'the floor counts its rename, open and unlink: the counting sees the calls');
+        assert.ok(r.difference <= 1, `ddmq ${show(r.ddmq.per)} against the floor's ${show(r.floor.per)}`);
+      });
 
-    it(`an idle waiting consumer: at most 2 metadata calls a second (over ${IDLE_SECONDS} s after its first poll)`, () => {
-      const r = results.get('idle-consume')!;
-      assert.ok(r.ddmq.seconds >= IDLE_SECONDS - 0.5, `watched for ${r.ddmq.seconds} s`);
-      assert.ok(r.floor.per.metadata > 0, 'the floor lists the folder once a second: the counting sees the calls');
-      assert.ok(r.ddmq.per.metadata <= 2, `ddmq ${show(r.ddmq.per)} a second; one listing a second costs ${show(r.floor.per)}`);
+      it(`an idle waiting consumer: at most 2 metadata calls a second (over ${IDLE_SECONDS} s after its first poll)`, () => {
+        const r = results.get('idle-consume')!;
+        assert.ok(r.ddmq.seconds >= IDLE_SECONDS - 0.5, `watched for ${r.ddmq.seconds} s`);
+        assert.ok(r.floor.per.metadata > 0, 'the floor lists the folder once a second: the counting sees the calls');
+        assert.ok(r.ddmq.per.metadata <= 2, `ddmq ${show(r.ddmq.per)} a second; one listing a second costs ${show(r.floor.per)}`);
+      });
     });
-  });
-}
+  }
+});
