@@ -21,6 +21,8 @@ export class ClaimCursor {
   private readonly deferred = new Map<string, number>();
   /** Claims this queue object lost to other clients (a measure of contention). */
   lostClaims = 0;
+  /** Listings of the ready folder this queue object made (a measure of metadata traffic). */
+  listings = 0;
   /** Claims lost since the last listing: each doubles how far this consumer jumps ahead. */
   private losingStreak = 0;
   /** When delayed/ is to be looked at again, and what looking cost last time. */
@@ -93,6 +95,7 @@ export class ClaimCursor {
     this.dirs.check(false);
     this.promoteDue();
     const names = this.dirs.list(this.dirs.paths.dir);
+    this.listings++;
     // An old listing with names left is refreshed (names to serve earlier go in front);
     // a used-up one is replaced.
     this.listing = this.listing.remaining > 0 ? this.listing.refresh(names) : ReadyListing.of(names);
