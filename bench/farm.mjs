@@ -130,8 +130,12 @@ async function attachStrace(pids, outFile) {
   };
 }
 
-/** One run: a fresh root under `top`, D tasks, C consumers. Returns its figures and the consumers' files. */
-export async function runOnce(target, top, { consumers, mounts, tasks, taskMs, live, countOps, acksDir, tag }) {
+/**
+ * One run: a fresh root under target.a/`top` (which must exist), D tasks, C consumers.
+ * Returns its figures; with acksDir, each consumer's file is kept there; with keep, the
+ * root is left in place and its paths returned as `root` ({ a, truth }).
+ */
+export async function runOnce(target, top, { consumers, mounts, tasks, taskMs, live, countOps, acksDir, tag, keep = false }) {
   const name = `run-${tag}-${randomUUID().slice(0, 6)}`;
   const rootOf = (m) => join(m === 'B' ? target.b : target.a, top, name);
   const publisher = await Broker.open(rootOf('A'), { create: true });
@@ -189,10 +193,12 @@ export async function runOnce(target, top, { consumers, mounts, tasks, taskMs, l
     const claims = won + lost;
     const result = { seconds, throughput: tasks / seconds, lost, claims, lostRatio: claims ? lost / claims : 0, listings, acked: won, duplicates, missing };
     if (metadataCalls !== null) result.opsPerSecond = metadataCalls / seconds;
+    if (keep) result.root = { a: rootOf('A'), truth: join(target.truth, top, name) };
     return result;
   } finally {
     fs.rmSync(local, { recursive: true, force: true });
-    fs.rmSync(rootOf('A'), { recursive: true, force: true }); // through the mount, never the server's folder
+    // Through the mount, never the server's folder; with `keep`, the caller removes it.
+    if (!keep) fs.rmSync(rootOf('A'), { recursive: true, force: true });
   }
 }
 
