@@ -13,6 +13,9 @@ import type { Clock, Reporter } from './host.js';
 import type { QueueDirs } from './queue-dirs.js';
 import { systemTimers } from './timers.js';
 
+/** The youngest listing a consumer that loses near its end lists again, in ms (see lost()). */
+const TAIL_RELIST_MS = 100;
+
 export class ClaimCursor {
   private listing = ReadyListing.EMPTY;
   private listedAt = -Infinity;
@@ -21,8 +24,12 @@ export class ClaimCursor {
   private readonly deferred = new Map<string, number>();
   /** Claims this queue object lost to other clients (a measure of contention). */
   lostClaims = 0;
-  /** Claims lost since the last listing: each doubles how far this consumer jumps ahead. */
+  /** Listings of the ready folder this queue object made (a measure of metadata traffic). */
+  listings = 0;
+  /** Claims lost lately, up to 5 (each listing takes one off): each quadruples how far this consumer jumps ahead. */
   private losingStreak = 0;
+  /** Claims lost since the last listing: the listing is then replaced, not refreshed. */
+  private lostSinceListing = 0;
   /** When delayed/ is to be looked at again, and what looking cost last time. */
   private nextDelayedScan = 0;
   private delayedScanCost = 0;
@@ -93,10 +100,19 @@ export class ClaimCursor {
     this.dirs.check(false);
     this.promoteDue();
     const names = this.dirs.list(this.dirs.paths.dir);
-    // An old listing with names left is refreshed (names to serve earlier go in front);
-    // a used-up one is replaced.
-    this.listing = this.listing.remaining > 0 ? this.listing.refresh(names) : ReadyListing.of(names);
-    this.losingStreak = 0;
+    this.listings++;
+    // An old listing with names left is refreshed (names to serve earlier go in front),
+    // unless claims were lost since it was made: the names it jumped over are then the
+    // ones other consumers were taking, and walking into them again would lose again. A
+    // used-up one is replaced.
+    const contended = this.lostSinceListing > 0;
+    this.listing = this.listing.remaining > 0 && !contended ? this.listing.refresh(names) : ReadyListing.of(names);
+    this.lostSinceListing = 0;
+    // RACE: the competition seen before is still there: the jump window is kept, a step
+    // smaller, and the new listing is entered at a random point of it, not at its head
+    // where the other consumers are (each losing a claim to find it out).
+    this.losingStreak = Math.max(0, this.losingStreak - 1);
+    if (this.losingStreak > 0) this.listing.skip(Math.floor(Math.random() * this.jumpWindow()));
     this.listedAt = this.clock.now();
     this.listingCost = systemTimers.now() - started;
     this.report.log('debug', `listed ${this.name}: ${this.listing.size} ready in ${this.listingCost.toFixed(1)} ms`);
@@ -125,16 +141,34 @@ export class ClaimCursor {
   /**
    * RACE: a claim lost means another consumer is working at this point of the listing.
    * Walking on behind it, this consumer would lose again at every name it takes first. So
-   * it jumps ahead a random distance, within a window that doubles with every claim lost
-   * since its last listing (2, 4, 8, ... up to 1,024 names). Consumers spread out over the
-   * listing, each walks a stretch of its own and rarely meets another; the names one jumps
-   * over are taken by the consumer behind, which walks into them, or found at the next
-   * listing. So order is kept to within the window, and exactly when there is no competition.
+   * it jumps ahead a random distance, within a window that grows with every claim lost
+   * lately (jumpWindow). Consumers spread out over the listing, each walks a stretch of its
+   * own and rarely meets another; the names one jumps over are taken by the consumer
+   * behind, which walks into them, or found at a later listing. So order is kept to within
+   * the window, and exactly when there is no competition (a lone consumer never loses).
    */
   lost(): void {
     this.lostClaims++;
-    // Never past half of what is left: jumping off the end would mean listing the folder again.
-    const window = Math.min(2 ** Math.min(10, ++this.losingStreak), Math.floor(this.listing.remaining / 2) + 1);
-    this.listing.skip(Math.floor(Math.random() * window));
+    this.lostSinceListing++;
+    this.losingStreak = Math.min(5, this.losingStreak + 1);
+    // RACE: near the end of its listing, where every consumer's listing ends too (the
+    // newest names, the last of a draining queue), the few names left are the ones all of
+    // them are trying: a new listing, which leaves out what was taken, costs less than
+    // losing each. Not more often than listing would cost a tenth of the time.
+    if (this.listing.remaining < 4 ** this.losingStreak && this.clock.now() - this.listedAt >= Math.max(TAIL_RELIST_MS, 10 * this.listingCost)) {
+      this.listedAt = -Infinity; // next() lists again
+      return;
+    }
+    this.listing.skip(Math.floor(Math.random() * this.jumpWindow()));
+  }
+
+  /**
+   * How far a consumer that keeps losing jumps ahead at most: 4, 16, 64, 256, 1,024 names
+   * (quadrupled for every claim lost lately, so that sixteen consumers that start
+   * together at the head are spread after two or three losses each), never past half of
+   * what is left: jumping off the end would mean listing the folder again.
+   */
+  private jumpWindow(): number {
+    return Math.min(4 ** this.losingStreak, Math.floor(this.listing.remaining / 2) + 1);
   }
 }

@@ -134,6 +134,11 @@ export class Queue {
     return this.cursor.lostClaims;
   }
 
+  /** Listings of the ready folder this queue object made to claim from. */
+  get listings(): number {
+    return this.cursor.listings;
+  }
+
   /** Checks the queue's folders (see QueueDirs.check): at once, or (force false) at most once a second. */
   checkFolders(force = true): void {
     this.dirs.check(force);
