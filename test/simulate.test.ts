@@ -1,0 +1,126 @@
+/**
+ * The farm simulation (sim/, `npm run simulate`): deterministic with a seed, every task done
+ * exactly once in the model, server load that grows with the farm until the server saturates,
+ * and `--check` against real runs stored in test/fixtures/sim-real-runs.json (measured on the
+ * rigs of this machine; the command that made them is in the file). It asserts what the model
+ * computes, never how fast anything runs.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { type SimConfig, simulate } from '../sim/model.mjs';
+import { loadProfiles, loadStrategy, relError } from '../sim/simulate.mjs';
+import { REPO, tempDir } from './helpers.js';
+
+const profiles = loadProfiles();
+const main = loadStrategy('main');
+const SIMULATE = join(REPO, 'sim', 'simulate.mjs');
+const FIXTURE = join(REPO, 'test', 'fixtures', 'sim-real-runs.json');
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [SIMULATE, ...args], { encoding: 'utf8' });
+}
+
+function config(over: Partial<SimConfig>): SimConfig {
+  return { hosts: 2, workers: 4, depth: 400, taskSeconds: 0.05, profile: profiles.moosefs!, strategy: main, seed: 7, ...over };
+}
+
+describe('npm run simulate', () => {
+  it('is deterministic with a seed, and the seed matters', () => {
+    const a = simulate(config({ seed: 11 }));
+    const b = simulate(config({ seed: 11 }));
+    assert.deepEqual(a, b);
+    assert.ok(a.lost > 0, 'contention: some claims are lost');
+    const others = [12, 13, 14].map((seed) => simulate(config({ seed })).lost);
+    assert.ok(others.some((lost) => lost !== a.lost), `another seed, other lost claims: ${a.lost} vs ${others.join(', ')}`);
+    // The CLI too: the same JSON twice.
+    const args = ['--fs', 'glusterfs', '--hosts', '2', '--workers', '3', '--depth', '200', '--task-seconds', '0.01', '--seed', '5', '--json'];
+    const r1 = run(args);
+    const r2 = run(args);
+    assert.equal(r1.status, 0, r1.stderr);
+    assert.equal(r1.stdout, r2.stdout);
+    assert.equal(JSON.parse(r1.stdout).acked, 200);
+  });
+
+  it('does every task exactly once, on every profile and strategy, with stale listings too', () => {
+    for (const fsName of ['local', 'sshfs', 'glusterfs', 'moosefs', 'nfs-assumed']) {
+      for (const strategy of ['main', 'i12-poll', 'i12-farm']) {
+        for (const shape of [{ hosts: 1, workers: 1 }, { hosts: 3, workers: 5 }, { hosts: 8, workers: 2, sharedCores: 2 }]) {
+          const r = simulate(config({ ...shape, depth: 300, taskSeconds: 0.02, profile: profiles[fsName]!, strategy: loadStrategy(strategy) }));
+          const what = `${fsName} ${strategy} ${JSON.stringify(shape)}`;
+          assert.ok(r.drained, what);
+          assert.equal(r.acked, 300, what);
+          assert.equal(r.claims, 300, `${what}: one won claim per task`);
+          assert.equal(r.ackedTwice, 0, what);
+          assert.equal(r.neverAcked, 0, what);
+          assert.equal(r.byKind.rename, r.claims + r.lost, `${what}: every attempt is one rename`);
+          assert.equal(r.byKind.unlink, 300, what);
+        }
+      }
+    }
+  });
+
+  it('never lowers the server ops/s when workers are added while the server is not saturated', () => {
+    for (const fsName of ['moosefs', 'glusterfs', 'sshfs']) {
+      const rows = [1, 2, 4, 8, 16].map((workers) =>
+        simulate(config({ hosts: 4, workers, depth: 40 * workers, taskSeconds: 1, profile: profiles[fsName]! })),
+      );
+      for (let i = 1; i < rows.length; i++) {
+        const [prev, cur] = [rows[i - 1]!, rows[i]!];
+        if (cur.serverUtilisation >= 0.8) break;
+        assert.ok(cur.opsPerSecond >= prev.opsPerSecond, `${fsName}: ${prev.workers} → ${cur.workers} workers: ${prev.opsPerSecond} → ${cur.opsPerSecond} ops/s`);
+        assert.ok(cur.throughput >= prev.throughput, `${fsName}: throughput ${prev.throughput} → ${cur.throughput}`);
+      }
+    }
+  });
+
+  it('shows a saturated server: ops/s flattens and utilisation nears 1', () => {
+    // 1,000 workers on MooseFS's single master, 1 s tasks: more demand than one thread serves.
+    const r = simulate(config({ hosts: 100, workers: 10, depth: 3000, taskSeconds: 1 }));
+    assert.equal(r.acked, 3000);
+    assert.ok(r.serverUtilisation > 0.9, `utilisation ${r.serverUtilisation}`);
+    const bigger = simulate(config({ hosts: 200, workers: 10, depth: 6000, taskSeconds: 1 }));
+    assert.ok(bigger.throughput < 1.2 * r.throughput, `twice the workers, about the same throughput: ${r.throughput} → ${bigger.throughput}`);
+  });
+
+  it('--check predicts the stored real runs within 25%', () => {
+    const stored = JSON.parse(fs.readFileSync(FIXTURE, 'utf8'));
+    assert.match(stored.command, /sim\/real-run\.mjs/);
+    assert.ok(stored.runs.length >= 6);
+    const r = run(['--check', FIXTURE]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`${stored.runs.length} of ${stored.runs.length} runs within 25%`));
+    const rows = JSON.parse(run(['--check', FIXTURE, '--json']).stdout);
+    for (const row of rows) for (const f of Object.values(row.figures) as { error: number }[]) assert.ok(Math.abs(f.error) <= 0.25);
+  });
+
+  it('--check fails when a measurement is off by more than 25%', () => {
+    const stored = JSON.parse(fs.readFileSync(FIXTURE, 'utf8'));
+    stored.runs[stored.runs.length - 1].throughput *= 1.5;
+    const file = join(tempDir(), 'doctored.json');
+    fs.writeFileSync(file, JSON.stringify(stored));
+    const r = run(['--check', file]);
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stdout, /off by more than 25%/);
+    assert.equal(relError(80, 100), -0.2);
+    assert.equal(relError(0.01, 0, 0.02), 0, 'two small lost ratios are equal');
+  });
+
+  it('refuses bad input with a message that names it, without a stack trace', () => {
+    for (const [args, what] of [
+      [['--workers', 'x'], /--workers: "x" is not a whole number/],
+      [['--fs', 'nfs9'], /--fs: no profile "nfs9"/],
+      [['--set', 'jumpMaxExp=big'], /--set jumpMaxExp: "big" is not a number/],
+      [['--check', '/nonexistent/runs.json'], /cannot read real runs \/nonexistent\/runs\.json: ENOENT/],
+      [['--hosts'], /--hosts needs a value/],
+      [['--frobnicate'], /unknown argument "--frobnicate"/],
+    ] as const) {
+      const r = run([...args]);
+      assert.equal(r.status, 2, args.join(' '));
+      assert.match(r.stderr, what);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    }
+  });
+});
