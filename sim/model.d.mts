@@ -7,6 +7,7 @@ export interface SimResult {
   depth: number;
   taskSeconds: number;
   drained: boolean;
+  efficiency: number | null;
   seconds: number;
   throughput: number;
   claims: number;
@@ -21,6 +22,7 @@ export interface SimResult {
   byKind: Record<'stat' | 'read' | 'rename' | 'unlink' | 'readdir' | 'scan', number>;
   serverUtilisation: number;
   machineUtilisation: number | null;
+  steady: { throughput: number; opsPerSecond: number; lostRatio: number } | null;
   acked: number;
   ackedTwice: number;
   neverAcked: number;
@@ -36,9 +38,14 @@ export interface SimConfig {
   seed?: number;
   sharedCores?: number | null;
   otherLoad?: number;
+  wakeUs?: number;
+  crowding?: number;
   hostCores?: number;
   serverSpeed?: number;
   maxSeconds?: number;
+  startSpreadSeconds?: number;
+  taskJitter?: number;
+  until?: number;
 }
 export function simulate(cfg: SimConfig): SimResult;
 export function rng(seed: number): () => number;

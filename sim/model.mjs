@@ -109,7 +109,8 @@ class Pool {
  * min(1, c / (n + background)) of a core.
  */
 class SharedCpu {
-  constructor(sim, cores, background) {
+  constructor(sim, cores, background, crowding = 0) {
+    this.crowding = crowding;
     this.sim = sim;
     this.threads = cores;
     this.background = background;
@@ -145,6 +146,8 @@ class SharedCpu {
     });
   }
   use(us, done) {
+    // Crowding: with more runnable programs than cores, each burst costs more (switches, caches).
+    us *= 1 + this.crowding * Math.max(0, this.jobs.length + this.background - this.threads) / this.threads;
     this.busyTime += us;
     if (us <= 0) {
       done();
@@ -277,14 +280,19 @@ export function simulate(cfg) {
   const claims = new Claims(D);
   let acked = 0;
   let drainedAt = null;
+  let t10 = 0, t90 = 0; // when 10% and 90% of the tasks were done: the steady state between
+  let at10 = null, at90 = null;
+  // --until: stop when this share of the tasks is done (the tail of idle pollers is costly to simulate).
+  const stopAt = Math.max(1, Math.floor((cfg.until ?? 1) * D));
   let lastChange = 0; // when the queue folder last changed at the server (its mtime)
   const acks = new Int32Array(D);
   const counts = { stat: 0, read: 0, rename: 0, unlink: 0, readdir: 0, scan: 0, syscalls: 0, serverOps: 0, lost: 0, claims: 0, listings: 0, cachedListings: 0 };
 
   // On a shared machine (the test rigs: consumers, FUSE daemons and servers on one VM) every
   // CPU demand is served by its cores, shared with the other programs' load.
-  const shared = cfg.sharedCores != null ? new SharedCpu(sim, cfg.sharedCores, (cfg.otherLoad ?? 0) * cfg.sharedCores) : null;
+  const shared = cfg.sharedCores != null ? new SharedCpu(sim, cfg.sharedCores, (cfg.otherLoad ?? 0) * cfg.sharedCores, cfg.crowding ?? 0) : null;
   const cpuStretch = 1;
+  const wakeUs = cfg.wakeUs ?? 0;
   // One metadata server for all (MooseFS master, a GlusterFS brick), or one per mount (sshfs:
   // each mount has its own sftp-server process).
   const globalServer = P.server.scope === 'host' ? null : new Pool(sim, P.server.threads);
@@ -315,7 +323,9 @@ export function simulate(cfg) {
       const base = kind === 'readdir' ? lat.stat + perEntry(false) * entries : kind === 'scan' ? lat.stat : lat[kind];
       const clientUs = (base * P.client.share + (kind === 'readdir' ? S.listCpuUsPerEntry * entries : 0)) * cpuStretch;
       const serverUs = ((base * P.server.share) / speed) * cpuStretch;
-      const waitUs = base * Math.max(0, 1 - P.client.share - P.server.share);
+      // On a loaded shared machine each hand-over between processes (the caller, its FUSE
+      // daemon, the server and back: P.hops) also waits to be scheduled behind the other programs.
+      const waitUs = base * Math.max(0, 1 - P.client.share - P.server.share) + (shared ? (P.hops ?? 0) * wakeUs * shared.background / shared.threads : 0);
       counts[kind]++;
       counts.syscalls += kind === 'readdir' ? 3 + Math.ceil((entries + 1) / 450) : SYSCALLS[kind];
       counts.serverOps++;
@@ -355,7 +365,15 @@ export function simulate(cfg) {
   const unlinkEffect = (i) => () => {
     acks[i]++;
     acked++;
-    if (acked === D) drainedAt = now;
+    if (acked === Math.ceil(0.1 * D)) {
+      t10 = now;
+      at10 = { ops: counts.serverOps, lost: counts.lost, claims: counts.claims };
+    }
+    if (acked === Math.floor(0.9 * D)) {
+      t90 = now;
+      at90 = { ops: counts.serverOps, lost: counts.lost, claims: counts.claims };
+    }
+    if (acked === stopAt) drainedAt = now;
     return true;
   };
 
@@ -517,7 +535,7 @@ export function simulate(cfg) {
 
   function* worker(w, h) {
     // Start-up spread: processes of a job array do not all start in one microsecond.
-    yield sleep(random() * S.startSpreadMs * 1e3);
+    yield sleep(random() * (cfg.startSpreadSeconds != null ? cfg.startSpreadSeconds * 1e6 : S.startSpreadMs * 1e3));
     while (drainedAt === null) {
       if (!(yield* statFirst(w, h))) {
         yield* idleWait(w, h);
@@ -536,7 +554,8 @@ export function simulate(cfg) {
       w.pollInterval = S.pollMinMs * 1e3;
       w.emptyListedAt = null;
       yield cpu(h, S.jsUsPerTask * cpuStretch);
-      if (taskUs > 0) yield sleep(taskUs);
+      // Tasks of T seconds, or spread evenly over T × (1 ± taskJitter).
+      if (taskUs > 0) yield sleep(taskUs * (1 + (cfg.taskJitter ?? 0) * (2 * random() - 1)));
       yield* periodic(w, h);
       yield op(h, 'unlink', unlinkEffect(got));
     }
@@ -601,6 +620,9 @@ export function simulate(cfg) {
   }
   return {
     fs: P.name,
+    // In the steady state (from 10% to 90% of the tasks done), the share of the workers'
+    // time spent in tasks: throughput × T / workers.
+    efficiency: t90 > t10 ? round((Math.floor(0.9 * D) - Math.ceil(0.1 * D)) * taskUs / ((t90 - t10) * layout.reduce((a, b) => a + b, 0)), 3) : null,
     hosts: H,
     workers: W,
     consumers: layout.reduce((a, b) => a + b, 0),
@@ -619,8 +641,14 @@ export function simulate(cfg) {
     syscallsPerSecond: round(counts.syscalls / seconds, 1),
     opsPerTask: round(counts.serverOps / Math.max(1, acked), 2),
     byKind: { stat: counts.stat, read: counts.read, rename: counts.rename, unlink: counts.unlink, readdir: counts.readdir, scan: counts.scan },
-    serverUtilisation: round(Math.max(...servers.map((x) => x.busyTime)) / (P.server.threads * end), 3),
+    serverUtilisation: round(Math.min(1, servers.reduce((m, x) => Math.max(m, x.busyTime), 0) / (P.server.threads * end)), 3),
     machineUtilisation: shared ? round(shared.busyTime / (shared.threads * end), 3) : null,
+    // The steady state, from 10% to 90% of the tasks done.
+    steady: at10 && at90 && t90 > t10 ? {
+      throughput: round((Math.floor(0.9 * D) - Math.ceil(0.1 * D)) / ((t90 - t10) / 1e6), 2),
+      opsPerSecond: round((at90.ops - at10.ops) / ((t90 - t10) / 1e6), 1),
+      lostRatio: round((at90.lost - at10.lost) / Math.max(1, at90.lost - at10.lost + at90.claims - at10.claims), 4),
+    } : null,
     acked,
     ackedTwice: twice,
     neverAcked: never,

@@ -16,6 +16,7 @@ Options (a comma-separated list makes a sweep; every combination is run):
   --hosts H            hosts (mounts) (default 1)
   --workers W          consumers per host (default 1)
   --depth D            tasks in the queue at the start (default 10 × hosts × workers)
+  --depth-per-worker N instead of --depth: N × hosts × workers
   --task-seconds T     seconds each task runs (default 1)
   --fs RIG             a profile of sim/profiles.json (default moosefs)
   --strategy NAME      ddmq's behaviour, from sim/strategies.json (default main)
@@ -26,6 +27,13 @@ Options (a comma-separated list makes a sweep; every combination is run):
   --other-load F       on a shared machine, the share of its CPU other programs take (0..0.9)
   --server-speed F     the server serves calls F times faster than measured (default 1)
   --max-seconds S      stop the simulated clock at S seconds (default 1e7)
+  --start-spread S     workers start at random over S seconds (default 0.005; T: over one task time)
+  --task-jitter F      task times spread evenly over T × (1 ± F) (default 0)
+  --until F            stop when this share of the tasks is done (default 1: drained);
+                       the steady figures (10% to 90% done) do not need the tail
+  --largest            for each --fs and --task-seconds: the largest farm (hosts × --workers,
+                       doubling hosts) whose workers are still kept busy 90% of the time
+                       (efficiency: throughput × T / workers from 10% to 90% done), and what stops the next
   --json               print JSON (one object, or an array for a sweep)
   --check FILE         simulate each real run in FILE (JSON of bench/farm.mjs or sim/real-run.mjs)
                        and compare: exits 1 when any figure is off by more than 25%
@@ -38,11 +46,12 @@ function fail(message) {
 
 function parse(argv) {
   const o = { sets: [] };
-  const takes = new Set(['--hosts', '--workers', '--depth', '--task-seconds', '--fs', '--strategy', '--set', '--seed', '--shared-cores', '--other-load', '--server-speed', '--max-seconds', '--check']);
+  const takes = new Set(['--hosts', '--workers', '--depth', '--task-seconds', '--fs', '--strategy', '--set', '--seed', '--shared-cores', '--other-load', '--server-speed', '--max-seconds', '--check', '--start-spread', '--task-jitter', '--until', '--depth-per-worker']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '-h' || a === '--help') o.help = true;
     else if (a === '--json') o.json = true;
+    else if (a === '--largest') o.largest = true;
     else if (takes.has(a)) {
       if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) fail(`${a} needs a value`);
       const v = argv[++i];
@@ -103,10 +112,10 @@ function profileOf(profiles, name) {
 }
 
 /** The simulated counterpart of one real run (bench/farm.mjs or sim/real-run.mjs). */
-export function simulateRun(run, profiles, strategy, { seed = 1, sharedCores = 2, otherLoad = 0 } = {}) {
+export function simulateRun(run, profiles, strategy, { seed = 1, sharedCores = 2, otherLoad = 0, wakeUs = profiles._machine?.wakeUs ?? 0, crowding = profiles._machine?.crowding ?? 0 } = {}) {
   const mounts = Math.max(1, Math.min(run.mounts ?? 1, run.consumers));
   const layout = Array.from({ length: mounts }, (_, m) => Math.floor(run.consumers / mounts) + (m < run.consumers % mounts ? 1 : 0));
-  return simulate({ layout, depth: run.tasks, taskSeconds: (run.taskMs ?? 0) / 1000, profile: profiles[run.fs], strategy, seed, sharedCores, otherLoad });
+  return simulate({ layout, depth: run.tasks, taskSeconds: (run.taskMs ?? 0) / 1000, profile: profiles[run.fs], strategy, seed, sharedCores, otherLoad, wakeUs, crowding });
 }
 
 /** Relative error of a prediction; figures both under `floor` count as equal. */
@@ -177,20 +186,59 @@ function main() {
   const serverSpeed = o['server-speed'] !== undefined ? numbers('server-speed', o['server-speed'], { integer: false })[0] : 1;
   if (!(serverSpeed > 0)) fail('--server-speed: must be more than 0');
   const maxSeconds = o['max-seconds'] !== undefined ? numbers('max-seconds', o['max-seconds'], { integer: false })[0] : 1e7;
+  // 'T': over one task time (a farm whose workers came up while the first tasks ran).
+  const startSpreadSeconds = o['start-spread'] === 'T' ? 'T' : o['start-spread'] !== undefined ? numbers('start-spread', o['start-spread'], { integer: false })[0] : undefined;
+  const taskJitter = o['task-jitter'] !== undefined ? numbers('task-jitter', o['task-jitter'], { integer: false })[0] : 0;
+  if (taskJitter > 1) fail('--task-jitter: at most 1');
+  const until = o.until !== undefined ? numbers('until', o.until, { integer: false })[0] : 1;
+  if (!(until > 0 && until <= 1)) fail('--until: a share more than 0, at most 1');
+  const perWorker = o['depth-per-worker'] !== undefined ? numbers('depth-per-worker', o['depth-per-worker'], { min: 1 })[0] : 10;
+  if (o['depth-per-worker'] !== undefined && o.depth !== undefined) fail('--depth and --depth-per-worker: give one of them');
+  const common = { until, strategy, seed, sharedCores, otherLoad, serverSpeed, maxSeconds, startSpreadSeconds, taskJitter };
+  if (o.largest) {
+    const out = [];
+    for (const fs of fsList) {
+      const profile = profileOf(profiles, fs);
+      for (const taskSeconds of taskList) {
+        const workers = workersList[0];
+        let best = null;
+        let stop = null;
+        for (let hosts = 1; hosts <= 100_000; hosts *= 2) {
+          const depth = o.depth !== undefined ? numbers('depth', o.depth, { min: 1 })[0] : perWorker * hosts * workers;
+          const r = simulate({ ...common, startSpreadSeconds: startSpreadSeconds === 'T' ? taskSeconds : startSpreadSeconds, hosts, workers, depth, taskSeconds, profile });
+          if (r.efficiency >= 0.9) best = r;
+          else {
+            stop = r;
+            break;
+          }
+        }
+        const why = stop === null ? 'none found' : stop.serverUtilisation >= 0.85 ? 'server saturated' : stop.lostRatio >= 0.5 ? 'lost claims and listings' : 'claiming and listing time';
+        const row = { fs, taskSeconds, workersPerHost: workers, largest: best, next: stop, limit: why };
+        out.push(row);
+        if (!o.json) {
+          const b = best ? `${best.consumers} workers (${best.hosts} × ${workers}): ${best.throughput} tasks/s, ${best.opsPerSecond} server ops/s, util ${best.serverUtilisation}, lost ${best.lostRatio}` : 'not even one host';
+          const n = stop ? `${stop.consumers}: efficiency ${stop.efficiency}, util ${stop.serverUtilisation}, lost ${stop.lostRatio}` : '-';
+          process.stdout.write(`${fs.padEnd(11)} T=${taskSeconds}s | largest kept busy: ${b} | next (${n}): ${why}\n`);
+        }
+      }
+    }
+    if (o.json) process.stdout.write(`${JSON.stringify(out, null, 1)}\n`);
+    return;
+  }
   const out = [];
   for (const fs of fsList) {
     const profile = profileOf(profiles, fs);
     for (const hosts of hostsList)
       for (const workers of workersList)
         for (const taskSeconds of taskList) {
-          const depth = o.depth !== undefined ? numbers('depth', o.depth, { min: 1 })[0] : 10 * hosts * workers;
-          const r = simulate({ hosts, workers, depth, taskSeconds, profile, strategy, seed, sharedCores, otherLoad, serverSpeed, maxSeconds });
+          const depth = o.depth !== undefined ? numbers('depth', o.depth, { min: 1 })[0] : perWorker * hosts * workers;
+          const r = simulate({ ...common, startSpreadSeconds: startSpreadSeconds === 'T' ? taskSeconds : startSpreadSeconds, hosts, workers, depth, taskSeconds, profile });
           out.push(r);
           if (!o.json) {
-            if (out.length === 1) process.stdout.write('fs          hosts workers  depth  task s |  drain s   tasks/s  lost ratio  server ops/s  syscalls/s  server util\n');
+            if (out.length === 1) process.stdout.write('fs          hosts workers  depth  task s |  drain s   tasks/s  busy  lost ratio  server ops/s  syscalls/s  server util\n');
             process.stdout.write(
               `${fs.padEnd(11)} ${String(hosts).padStart(5)} ${String(workers).padStart(7)} ${String(depth).padStart(6)} ${String(taskSeconds).padStart(7)} | ` +
-                `${String(r.seconds).padStart(8)} ${String(r.throughput).padStart(9)} ${r.lostRatio.toFixed(3).padStart(11)} ${String(r.opsPerSecond).padStart(13)} ${String(r.syscallsPerSecond).padStart(11)} ${r.serverUtilisation.toFixed(3).padStart(12)}${r.drained ? '' : '  (not drained)'}\n`,
+                `${String(r.seconds).padStart(8)} ${String(r.throughput).padStart(9)} ${(r.efficiency ?? 0).toFixed(2).padStart(5)} ${r.lostRatio.toFixed(3).padStart(11)} ${String(r.opsPerSecond).padStart(13)} ${String(r.syscallsPerSecond).padStart(11)} ${r.serverUtilisation.toFixed(3).padStart(12)}${r.drained ? '' : '  (not drained)'}\n`,
             );
           }
         }
