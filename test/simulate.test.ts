@@ -71,7 +71,8 @@ describe('npm run simulate', () => {
         const [prev, cur] = [rows[i - 1]!, rows[i]!];
         if (cur.serverUtilisation >= 0.8) break;
         assert.ok(cur.opsPerSecond >= prev.opsPerSecond, `${fsName}: ${prev.workers} → ${cur.workers} workers: ${prev.opsPerSecond} → ${cur.opsPerSecond} ops/s`);
-        assert.ok(cur.throughput >= prev.throughput, `${fsName}: throughput ${prev.throughput} → ${cur.throughput}`);
+        // Twice the workers, with tasks of 1 s and a server far from saturated: nearly twice the throughput.
+        assert.ok(cur.throughput >= 1.8 * prev.throughput, `${fsName}: throughput ${prev.throughput} → ${cur.throughput}`);
       }
     }
   });
