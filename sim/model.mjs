@@ -174,7 +174,34 @@ class Claims {
     for (let i = 0; i < n; i++) this.max[size + i] = Infinity;
     for (let i = size - 1; i >= 1; i--) this.max[i] = Math.max(this.max[2 * i], this.max[2 * i + 1]);
     this.fen = new Int32Array(n + 1);
+    // Unclaimed tasks, for finding the k-th one fast (a long jump ahead).
+    this.free = new Int32Array(n + 1);
+    for (let j = 1; j <= n; j++) {
+      this.free[j] += 1;
+      const up = j + (j & -j);
+      if (up <= n) this.free[up] += this.free[j];
+    }
     this.claimed = 0;
+    this.top = 1;
+    while (this.top * 2 <= n) this.top *= 2;
+  }
+  /** Unclaimed tasks with index < p. */
+  freeBefore(p) {
+    let s = 0;
+    for (let j = Math.min(p, this.n); j > 0; j -= j & -j) s += this.free[j];
+    return s;
+  }
+  /** The index of the t-th unclaimed task (t from 1); -1 if there are fewer. */
+  kthFree(t) {
+    let pos = 0;
+    for (let step = this.top; step > 0; step >>= 1) {
+      const next = pos + step;
+      if (next <= this.n && this.free[next] < t) {
+        pos = next;
+        t -= this.free[next];
+      }
+    }
+    return pos < this.n ? pos : -1;
   }
   at(i) {
     return this.max[this.size + i];
@@ -183,7 +210,10 @@ class Claims {
     let k = this.size + i;
     this.max[k] = time;
     for (k >>= 1; k >= 1; k >>= 1) this.max[k] = Math.max(this.max[2 * k], this.max[2 * k + 1]);
-    for (let j = i + 1; j <= this.n; j += j & -j) this.fen[j]++;
+    for (let j = i + 1; j <= this.n; j += j & -j) {
+      this.fen[j]++;
+      this.free[j]--;
+    }
     this.claimed++;
   }
   /** Tasks with index < p claimed so far. */
@@ -248,6 +278,19 @@ class Listing {
     return i;
   }
   skip(claims, count) {
+    // A long jump counts the names still unclaimed now (those claimed since the listing was
+    // read are in it too: the jump lands up to that many names further); short ones walk.
+    if (count > 256 && this.pos !== Infinity) {
+      const i = claims.kthFree(claims.freeBefore(this.pos) + count);
+      if (i < 0) {
+        this.handed = this.size;
+        this.pos = Infinity;
+      } else {
+        this.pos = i + 1;
+        this.handed += count;
+      }
+      return;
+    }
     for (let k = 0; k < count; k++) if (this.next(claims) < 0) return;
   }
 }

@@ -81,7 +81,7 @@ describe('npm run simulate', () => {
     // 1,000 workers on MooseFS's single master, 1 s tasks: more demand than one thread serves.
     const r = simulate(config({ hosts: 100, workers: 10, depth: 3000, taskSeconds: 1 }));
     assert.equal(r.acked, 3000);
-    assert.ok(r.serverUtilisation > 0.9, `utilisation ${r.serverUtilisation}`);
+    assert.ok(r.serverUtilisation > 0.85, `utilisation ${r.serverUtilisation}`);
     const bigger = simulate(config({ hosts: 200, workers: 10, depth: 6000, taskSeconds: 1 }));
     assert.ok(bigger.throughput < 1.2 * r.throughput, `twice the workers, about the same throughput: ${r.throughput} → ${bigger.throughput}`);
   });
