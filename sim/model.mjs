@@ -323,7 +323,9 @@ export function simulate(cfg) {
   const claims = new Claims(D);
   let acked = 0;
   let drainedAt = null;
-  let t10 = 0, t90 = 0; // when 10% and 90% of the tasks were done: the steady state between
+  // When 10% and 50% of the tasks were done: the steady state between (with D ≥ 2.5 × workers
+  // the folder still holds tasks then, and no worker is idle yet).
+  let t10 = 0, t90 = 0;
   let at10 = null, at90 = null;
   // --until: stop when this share of the tasks is done (the tail of idle pollers is costly to simulate).
   const stopAt = Math.max(1, Math.floor((cfg.until ?? 1) * D));
@@ -412,7 +414,7 @@ export function simulate(cfg) {
       t10 = now;
       at10 = { ops: counts.serverOps, lost: counts.lost, claims: counts.claims };
     }
-    if (acked === Math.floor(0.9 * D)) {
+    if (acked === Math.floor(0.5 * D)) {
       t90 = now;
       at90 = { ops: counts.serverOps, lost: counts.lost, claims: counts.claims };
     }
@@ -469,7 +471,7 @@ export function simulate(cfg) {
       if (P.listingStalenessS > 0) host.cache = { snap, size, fetchedAt: now, claimedBefore: claimedAtSnap };
     }
     const L = w.listing;
-    const next = L.remaining > 0 ? L.peek(claims) : -1;
+    const next = S.refresh && L.remaining > 0 ? L.peek(claims) : -1;
     if (next >= 0) {
       // ReadyListing.refresh: names earlier than the next one go in front of the old rest.
       const front = next - claimedAtSnap(next);
@@ -663,9 +665,9 @@ export function simulate(cfg) {
   }
   return {
     fs: P.name,
-    // In the steady state (from 10% to 90% of the tasks done), the share of the workers'
+    // In the steady state (from 10% to 50% of the tasks done), the share of the workers'
     // time spent in tasks: throughput × T / workers.
-    efficiency: t90 > t10 ? round((Math.floor(0.9 * D) - Math.ceil(0.1 * D)) * taskUs / ((t90 - t10) * layout.reduce((a, b) => a + b, 0)), 3) : null,
+    efficiency: t90 > t10 ? round((Math.floor(0.5 * D) - Math.ceil(0.1 * D)) * taskUs / ((t90 - t10) * layout.reduce((a, b) => a + b, 0)), 3) : null,
     hosts: H,
     workers: W,
     consumers: layout.reduce((a, b) => a + b, 0),
@@ -686,9 +688,9 @@ export function simulate(cfg) {
     byKind: { stat: counts.stat, read: counts.read, rename: counts.rename, unlink: counts.unlink, readdir: counts.readdir, scan: counts.scan },
     serverUtilisation: round(Math.min(1, servers.reduce((m, x) => Math.max(m, x.busyTime), 0) / (P.server.threads * end)), 3),
     machineUtilisation: shared ? round(shared.busyTime / (shared.threads * end), 3) : null,
-    // The steady state, from 10% to 90% of the tasks done.
+    // The steady state, from 10% to 50% of the tasks done.
     steady: at10 && at90 && t90 > t10 ? {
-      throughput: round((Math.floor(0.9 * D) - Math.ceil(0.1 * D)) / ((t90 - t10) / 1e6), 2),
+      throughput: round((Math.floor(0.5 * D) - Math.ceil(0.1 * D)) / ((t90 - t10) / 1e6), 2),
       opsPerSecond: round((at90.ops - at10.ops) / ((t90 - t10) / 1e6), 1),
       lostRatio: round((at90.lost - at10.lost) / Math.max(1, at90.lost - at10.lost + at90.claims - at10.claims), 4),
     } : null,

@@ -30,10 +30,10 @@ Options (a comma-separated list makes a sweep; every combination is run):
   --start-spread S     workers start at random over S seconds (default 0.005; T: over one task time)
   --task-jitter F      task times spread evenly over T × (1 ± F) (default 0)
   --until F            stop when this share of the tasks is done (default 1: drained);
-                       the steady figures (10% to 90% done) do not need the tail
+                       the steady figures (10% to 50% done) do not need the tail
   --largest            for each --fs and --task-seconds: the largest farm (hosts × --workers,
                        doubling hosts) whose workers are still kept busy 90% of the time
-                       (efficiency: throughput × T / workers from 10% to 90% done), and what stops the next
+                       (efficiency: throughput × T / workers from 10% to 50% done), and what stops the next
   --json               print JSON (one object, or an array for a sweep)
   --check FILE         simulate each real run in FILE (JSON of bench/farm.mjs or sim/real-run.mjs)
                        and compare: exits 1 when any figure is off by more than 25%
