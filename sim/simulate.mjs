@@ -113,7 +113,9 @@ function profileOf(profiles, name) {
 
 /** The simulated counterpart of one real run (bench/farm.mjs or sim/real-run.mjs). */
 export function simulateRun(run, profiles, strategy, { seed = 1, sharedCores = 2, otherLoad = 0, wakeUs = profiles._machine?.wakeUs ?? 0, crowding = profiles._machine?.crowding ?? 0 } = {}) {
-  const mounts = Math.max(1, Math.min(run.mounts ?? 1, run.consumers));
+  // sim/real-run.mjs writes how many mounts; bench/farm.mjs which ones ("A,B").
+  const count = typeof run.mounts === 'string' ? run.mounts.split(',').filter(Boolean).length : (run.mounts ?? 1);
+  const mounts = Math.max(1, Math.min(count, run.consumers));
   const layout = Array.from({ length: mounts }, (_, m) => Math.floor(run.consumers / mounts) + (m < run.consumers % mounts ? 1 : 0));
   return simulate({ layout, depth: run.tasks, taskSeconds: (run.taskMs ?? 0) / 1000, profile: profiles[run.fs], strategy, seed, sharedCores, otherLoad, wakeUs, crowding });
 }

@@ -125,6 +125,13 @@ describe('npm run simulate', () => {
     assert.equal(r.status, 1, r.stdout);
     assert.match(r.stdout, /off by more than 25%/);
     assert.equal(relError(80, 100), -0.2);
+    // bench/farm.mjs names its mounts ("A,B"): the same prediction as a count of 2.
+    const run0 = stored.runs[0];
+    const asFarm = join(tempDir(), 'farm.json');
+    fs.writeFileSync(asFarm, JSON.stringify([{ ...run0, mounts: 'A,B' }]));
+    const asCount = join(tempDir(), 'count.json');
+    fs.writeFileSync(asCount, JSON.stringify([{ ...run0, mounts: 2 }]));
+    assert.deepEqual(JSON.parse(run(['--check', asFarm, '--json']).stdout)[0].figures, JSON.parse(run(['--check', asCount, '--json']).stdout)[0].figures);
     assert.equal(relError(0.01, 0, 0.02), 0, 'two small lost ratios are equal');
   });
 
