@@ -46,7 +46,7 @@ describe('npm run simulate', () => {
 
   it('does every task exactly once, on every profile and strategy, with stale listings too', () => {
     for (const fsName of ['local', 'sshfs', 'glusterfs', 'moosefs', 'nfs-assumed']) {
-      for (const strategy of ['main', 'i12-poll', 'i12-farm']) {
+      for (const strategy of ['main', 'i12-poll', 'streak-kept', 'fresh-listing']) {
         for (const shape of [{ hosts: 1, workers: 1 }, { hosts: 3, workers: 5 }, { hosts: 8, workers: 2, sharedCores: 2 }]) {
           const r = simulate(config({ ...shape, depth: 300, taskSeconds: 0.02, profile: profiles[fsName]!, strategy: loadStrategy(strategy) }));
           const what = `${fsName} ${strategy} ${JSON.stringify(shape)}`;
