@@ -130,6 +130,7 @@ for (const consumers of consumerCounts) {
     rmSync(local, { recursive: true, force: true });
   }
 }
+if (rig.tmp) rmSync(rig.tmp, { recursive: true, force: true });
 const out = JSON.stringify(results, null, 1);
 if (jsonFile) writeFileSync(jsonFile, `${out}\n`);
 else process.stdout.write(`${out}\n`);
