@@ -26,6 +26,10 @@ const consumerCounts = opt('--consumers', '1,2,4').split(',').map(Number);
 const tasks = Number(opt('--tasks', '300'));
 const taskMs = Number(opt('--task-ms', '0'));
 const jsonFile = opt('--json', null);
+if (!consumerCounts.every((n) => Number.isInteger(n) && n >= 1) || !(Number.isInteger(tasks) && tasks >= 1) || !(taskMs >= 0)) {
+  process.stderr.write('real-run: --consumers takes whole numbers of at least 1 (1,2,4), --tasks a whole number of at least 1, --task-ms a number of at least 0\n');
+  process.exit(2);
+}
 
 const DAEMONS = {
   sshfs: /^(sshfs|ssh|sshd|sftp-server)$/,
