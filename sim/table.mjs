@@ -1,0 +1,22 @@
+// A markdown table of simulation results: node sim/table.mjs FILE.json... (npm run simulate -- ... --json)
+import { readFileSync } from 'node:fs';
+
+const files = process.argv.slice(2);
+if (files.length === 0) {
+  process.stderr.write('usage: node sim/table.mjs FILE.json... (output of npm run simulate -- ... --json)\n');
+  process.exit(2);
+}
+const duration = (sec) => (sec < 120 ? `${+sec.toPrecision(3)} s` : sec < 7200 ? `${+(sec / 60).toPrecision(3)} min` : `${+(sec / 3600).toPrecision(3)} h`);
+const n = (x) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : String(+x.toPrecision(3)));
+process.stdout.write('| file system | workers (hosts × per host) | task | server ops/s | lost claims | tasks/s | workers busy | server busy | drain D = 4 × workers |\n');
+process.stdout.write('|---|---|---:|---:|---:|---:|---:|---:|---:|\n');
+for (const file of files) {
+  const data = JSON.parse(readFileSync(file, 'utf8'));
+  for (const r of Array.isArray(data) ? data : [data]) {
+    const s = r.steady ?? r;
+    process.stdout.write(
+      // Drain: the depth at the steady throughput, plus the last task.
+      `| ${r.fs} | ${r.consumers.toLocaleString('en-US')} (${r.hosts} × ${r.workers}) | ${r.taskSeconds} s | ${n(s.opsPerSecond)} | ${Math.round(100 * s.lostRatio)}% | ${n(s.throughput)} | ${Math.round(100 * (r.efficiency ?? 0))}% | ${Math.round(100 * r.serverUtilisation)}% | ${duration(r.depth / s.throughput + r.taskSeconds)} |\n`,
+    );
+  }
+}
