@@ -49,10 +49,12 @@ export const settings: CommandSpec = {
     const effective = await broker.settings(queue);
     const rootLayer = await broker.readSettingsFile();
     const queueLayer = queue === undefined ? {} : await broker.readSettingsFile(queue);
+    const clock = broker.clock();
+    const clockNote = clock.kind === 'server' ? "default: file server's clock in use" : clock.kind === 'fallback' ? "default: this host's clock (file server's not usable)" : "default: this host's clock";
     const rows = SETTING_KEYS.map((key) => ({
       key,
       value: effective[key],
-      from: key in queueLayer ? 'queue' : key in rootLayer ? 'root' : 'default',
+      from: key in queueLayer ? 'queue' : key in rootLayer ? 'root' : key === 'expiry_grace' ? clockNote : 'default',
     }));
     await emit(ctx, String(input.format), rows, (r) => `${r.key}: ${JSON.stringify(r.value)}  (${r.from})`);
     return EXIT.OK;
