@@ -59,6 +59,7 @@ describe('server clock (fake probe)', () => {
       r.use();
       assert.equal(r.probes(), 1, 'a fine stamp needs one probe');
       assert.ok(Math.abs(r.clock.now() - r.server()) <= 25, `skew ${skew}: ${r.clock.now() - r.server()} ms off`);
+      assert.ok(Number.isInteger(r.clock.now()), 'whole ms, as Date.now');
       const s = r.clock.state();
       assert.equal(s.kind, 'server');
       if (s.kind === 'server') assert.ok(Math.abs(s.skewMs - skew) <= 25);
@@ -177,6 +178,10 @@ describe('server clock (broker)', () => {
     assert.equal(ls(join(root, 'q')).filter((n) => n.startsWith(TEMP_PREFIX)).length, 0);
     assert.equal(broker.clock().kind, 'server');
     assert.equal((await broker.settings('q')).expiry_grace, SERVER_CLOCK_GRACE);
+    // Task records are written on it and read back by stats (their times are whole ms).
+    const [msg] = await broker.consume('q');
+    await broker.ack(msg!);
+    assert.equal((await broker.stats('q')).queues[0]!.all_time.done, 1);
   });
 
   it('an expiry_grace set in the root or the queue file wins over the server clock default', async () => {

@@ -169,11 +169,12 @@ export class ServerClock implements Clock {
     this.refreshMs = options.refreshMs ?? REFRESH_MS;
   }
 
-  /** Epoch ms on the server's clock when it is in use, else on this host's. Measures again when due. */
+  /** Epoch ms (whole) on the server's clock when it is in use, else on this host's. Measures again when due. */
   now(): number {
     if (this.where !== null && this.due()) this.measure();
     const mono = this.mono();
-    return this.span === null ? this.wall() : mono + (this.span.lo + this.span.hi) / 2;
+    // Whole ms, as Date.now gives them (task records hold integers).
+    return this.span === null ? this.wall() : Math.floor(mono + (this.span.lo + this.span.hi) / 2);
   }
 
   /** The default expiry_grace in force: SERVER_CLOCK_GRACE with the server clock, else CLIENT_CLOCK_GRACE. */
