@@ -238,6 +238,19 @@ describe('server clock (broker)', () => {
     assert.match(warnings[0]!.message, /EROFS/);
   });
 
+  it("the root's settings measure it in the root's first usable queue: a link in place of one is passed over", async () => {
+    const root = tempDir();
+    const setup = await Broker.open(root, { create: true });
+    await setup.createQueue('q');
+    const elsewhere = tempDir();
+    fs.writeFileSync(join(elsewhere, 'ddmq.yaml'), '{}\n');
+    fs.symlinkSync(elsewhere, join(root, 'a'));
+    const broker = await Broker.open(root);
+    assert.equal((await broker.settings()).expiry_grace, SERVER_CLOCK_GRACE);
+    assert.equal(broker.clock().kind, 'server');
+    assert.deepEqual(fs.readdirSync(elsewhere), ['ddmq.yaml'], 'nothing written through the link');
+  });
+
   it('ddmq settings tells which clock the default expiry_grace comes from', async () => {
     const root = tempDir();
     const broker = await Broker.open(root, { create: true });

@@ -7,7 +7,7 @@
  */
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import type { Message } from '../format/message.js';
-import { checkQueueName } from '../format/names.js';
+import { checkQueueName, isQueueName } from '../format/names.js';
 import type { RecordDetails, TaskRecord } from '../format/records.js';
 import type { Settings, SettingsLayer } from '../format/settings.js';
 import type { WorkerInfo } from '../format/presence.js';
@@ -22,6 +22,7 @@ import type { ReleaseResult } from './requeue.js';
 import { prepareRoot, type QueueEntry, RootQueues } from './root-queues.js';
 import { CLIENT_CLOCK_GRACE, type ClockState, ServerClock } from './server-clock.js';
 import { inQueueFolder } from './folders.js';
+import { listIfExists } from './fsx.js';
 import { SettingsCache } from './settings-cache.js';
 import {
   type CleanOptions,
@@ -154,8 +155,16 @@ export class Broker {
   settings(queue?: string): Promise<Settings> {
     // The default expiry_grace depends on the clock in force: measured first, if it never was.
     if (this.#serverClock !== null && this.#serverClock.state().kind === 'unmeasured') {
-      const where = queue ?? this.#folders.entries().find((e) => e.problem === undefined)?.name;
-      if (where !== undefined) this.clock(where);
+      // The root's: measured in its first queue (the first that is one; no queue, no measure).
+      const where = queue !== undefined ? [queue] : (listIfExists(this.root) ?? []).filter(isQueueName).sort();
+      for (const name of where) {
+        try {
+          if (this.clock(name).kind !== 'unmeasured') break;
+        } catch (err) {
+          // A queue that cannot be used (a link in its place): the next one, or the call's own error.
+          if (!isDdmqError(err) || queue !== undefined) throw err;
+        }
+      }
     }
     return this.#settings.settings(queue);
   }
