@@ -65,14 +65,32 @@ export type Probe = (dir: string) => ProbeResult;
 
 /** Where the clock stands, for `settings`, logs and tests. */
 export type ClockState =
-  /** The server's clock is in use: server ms = monotonic ms + offset (± uncertainty). */
-  | { kind: 'server'; offsetMs: number; uncertaintyMs: number; resolutionMs: number; skewMs: number }
-  /** This host's clock is in use: the probe failed or its stamps were not usable. */
-  | { kind: 'fallback'; reason: string }
-  /** Not measured yet (no queue used so far): this host's clock meanwhile. */
-  | { kind: 'unmeasured' }
-  /** Off (the serverClock option false, or a `now` given): this host's clock, or the one given. */
-  | { kind: 'off' };
+  | {
+      /** The server's clock is in use. */
+      kind: 'server';
+      /** Server epoch ms − this host's monotonic ms (the middle of what the probes allow). */
+      offsetMs: number;
+      /** Half the width of what the probes allow, in ms. */
+      uncertaintyMs: number;
+      /** The resolution of the server's stamps, in ms: 1000 (whole seconds), 1, or 0 (finer). */
+      resolutionMs: number;
+      /** How far this host's clock runs ahead of the server's, in ms (negative: behind). */
+      skewMs: number;
+    }
+  | {
+      /** This host's clock is in use: the probe failed or its stamps were not usable. */
+      kind: 'fallback';
+      /** Why. */
+      reason: string;
+    }
+  | {
+      /** Not measured yet (no queue used so far): this host's clock meanwhile. */
+      kind: 'unmeasured';
+    }
+  | {
+      /** Off (the serverClock option false, or a `now` given): this host's clock, or the one given. */
+      kind: 'off';
+    };
 
 /** An interval of possible offsets (server epoch ms − monotonic ms), and when it was measured. */
 interface Span {
