@@ -46,7 +46,11 @@ function rig(options: { skew: number; resolution?: 'ns' | 's'; writeMs?: number;
     advance: (ms: number) => (mono += ms),
     step: (ms: number) => (skew += ms),
     failWith: (e: NodeJS.ErrnoException | null) => (fail = e),
-    use: () => clock.use((p) => p('/fake')),
+    // A queue in use, and a time taken: the first need.
+    use: () => {
+      clock.use((p) => p('/fake'));
+      clock.now();
+    },
   };
 }
 
@@ -157,7 +161,7 @@ describe('server clock (fake probe)', () => {
 });
 
 describe('server clock (broker)', () => {
-  it('is used by default; the probe is a temporary file, not a message, and none is left behind', async () => {
+  it('is used by default, measured at first need (not by a publish without a delay); the probe is a temporary file, not a message, and none is left behind', async () => {
     const root = tempDir();
     const created: string[] = [];
     const restore = patchFs('openSync', (original) => ((path: fs.PathLike, ...rest: unknown[]) => {
@@ -168,6 +172,11 @@ describe('server clock (broker)', () => {
     try {
       broker = await Broker.open(root, { create: true });
       await broker.publish('q', 'x');
+      // A publish takes no time the tree judges: nothing measured, no probe written.
+      assert.deepEqual(created.filter((p) => p.includes('-clock-')), []);
+      assert.equal(broker.clock().kind, 'unmeasured');
+      // A consume writes a lease's expiry: the first need.
+      await broker.release((await broker.consume('q'))[0]!);
     } finally {
       restore();
     }
@@ -228,6 +237,7 @@ describe('server clock (broker)', () => {
       const broker = await Broker.open(root, { create: true, onWarning: (w) => warnings.push(w) });
       await broker.publish('q', 'x');
       await broker.publish('r', 'y');
+      await broker.release((await broker.consume('r'))[0]!);
       assert.equal(broker.clock().kind, 'fallback');
       assert.equal((await broker.settings('q')).expiry_grace, CLIENT_CLOCK_GRACE);
       assert.equal((await broker.consume('q')).length, 1);

@@ -84,7 +84,7 @@ export class Broker {
     const given = options.now;
     const server = given === undefined && (options.serverClock ?? process.env.DDMQ_SERVER_CLOCK !== '0');
     this.#serverClock = server ? new ServerClock({ report: this.#report }) : null;
-    this.#clock = this.#serverClock ?? (given !== undefined ? { now: () => given(), grace: () => CLIENT_CLOCK_GRACE } : { now: Date.now, grace: () => CLIENT_CLOCK_GRACE });
+    this.#clock = this.#serverClock ?? (given !== undefined ? { now: () => given(), grace: () => CLIENT_CLOCK_GRACE, local: () => given() } : { now: Date.now, grace: () => CLIENT_CLOCK_GRACE, local: Date.now });
     this.#settings = new SettingsCache(root, options.settingsTtlMs ?? 2000, config.fsync, this.#clock);
     this.#folders = new RootQueues(root, this.#settings, config.fsync, this.#report);
     this.#history = new History(root, this.#settings, this.#clock, this.#report);
@@ -267,12 +267,12 @@ export class Broker {
     // Its folders must be real folders: a planted link must not lead out of the tree.
     q.checkFolders();
     this.#queues.set(name, q);
-    this.#measureClockIn(name);
+    this.#probeIn(name);
     return q;
   }
 
-  /** Tells the server clock to probe in a queue's folder (opened without following links), measuring now if it never has. */
-  #measureClockIn(name: string): void {
+  /** Tells the server clock where to probe: a queue's folder, opened without following links (measured at first need). */
+  #probeIn(name: string): void {
     this.#serverClock?.use((probe) => inQueueFolder(this.root, name, (at) => probe(at), null));
   }
 
@@ -287,7 +287,10 @@ export class Broker {
    */
   clock(queue?: string): ClockState {
     if (this.#serverClock === null) return { kind: 'off' };
-    if (queue !== undefined && this.#serverClock.state().kind === 'unmeasured' && this.#folders.state(checkQueueName(queue)) === 'queue') this.#measureClockIn(queue);
+    if (queue !== undefined && this.#serverClock.state().kind === 'unmeasured' && this.#folders.state(checkQueueName(queue)) === 'queue') {
+      this.#probeIn(queue);
+      this.#serverClock.measureIfDue();
+    }
     return this.#serverClock.state();
   }
 

@@ -94,10 +94,13 @@ export class Cleaner {
    * behind. Works through pinned folders (folders.ts).
    */
   async clean(options: CleanOptions = {}): Promise<CleanResult> {
+    // The time first: taking it measures the server's clock if it never was, and the
+    // default expiry_grace of the settings read next depends on which clock is in force.
+    const now = this.clock.now();
     const settings = await this.settings.get();
     const result: CleanResult = { queue: this.name, requeued: 0, dropped: 0, deadLettered: 0, corrupt: 0, tempsRemoved: 0 };
-    const due = Math.floor(this.clock.now() / 1000) - settings.expiry_grace;
-    this.lastCleaned = this.clock.now();
+    const due = Math.floor(now / 1000) - settings.expiry_grace;
+    this.lastCleaned = now;
     await this.dirs.folders.withPinned(async (pinned) => {
       if (pinned === null) throw queueMissing(this.name, this.dirs.dir);
       const p = pinned.paths;

@@ -37,6 +37,12 @@ export interface Clock {
   now(): number;
   /** The default `expiry_grace` in force, in seconds: smaller where the file server's clock is in use. */
   grace(): number;
+  /**
+   * This host's clock, epoch ms (the `now` given, if one was): for what only measures time
+   * passing here (cache ages, throttles), so that those never make the server's clock
+   * be measured. A publish without a delay takes no other time, and so costs no probe.
+   */
+  local(): number;
 }
 
 /** Where warnings and log lines go. */

@@ -65,7 +65,7 @@ export class QueueDirs {
    * when a name no longer leads to the folder that was pinned.
    */
   check(force = true): void {
-    const now = this.clock.now();
+    const now = this.clock.local();
     if (!force && now - this.checkedAt < 1000) return;
     const found = this.folders.check();
     if (found === null) throw queueMissing(this.name, this.dir);

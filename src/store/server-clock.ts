@@ -212,12 +212,22 @@ export class ServerClock implements Clock {
   }
 
   /**
-   * Says where to probe (the folder of a queue in use, through `run`), and measures there
-   * now if no measurement is in force yet or it is due: the "first need".
+   * Says where to probe (the folder of a queue in use, through `run`). Nothing is measured
+   * until a time the tree holds or judges is taken (now()): the "first need". So a publish
+   * without a delay, which takes none, costs no probe.
    */
   use(run: (probe: Probe) => ProbeResult | null): void {
     this.where = run;
-    if (this.due()) this.measure();
+  }
+
+  /** Measures now if no measurement is in force or one is due (`Broker.clock` asks for it). */
+  measureIfDue(): void {
+    if (this.where !== null && this.due()) this.measure();
+  }
+
+  /** This host's clock (see Clock.local): never measures. */
+  local(): number {
+    return this.wall();
   }
 
   /** Whether a measurement is due: never made, older than refreshMs, or this host's clock stepped. */

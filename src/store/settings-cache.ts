@@ -59,7 +59,7 @@ export class SettingsCache implements SettingsSource {
    */
   cached(queue: string): Settings | undefined {
     if (queue === '') return undefined; // '' is the root's own layer, not a queue
-    const now = this.clock.now();
+    const now = this.clock.local();
     const root = this.layers.get('');
     const own = this.layers.get(queue);
     if (!root || !own || now - root.readAt >= this.ttl || now - own.readAt >= this.ttl) return undefined;
@@ -104,7 +104,7 @@ export class SettingsCache implements SettingsSource {
     const options = { fsync: this.fsync ?? false, groupShared: shared };
     if (key === '') writeFileAtomic(this.root, SETTINGS_FILE, text, options);
     else inQueueFolder(this.root, key, (at) => writeFileAtomic(at, SETTINGS_FILE, text, options));
-    this.layers.set(key, { layer: next, readAt: this.clock.now() });
+    this.layers.set(key, { layer: next, readAt: this.clock.local() });
     // A root made shared must let the group make queues in it too.
     if (key === '' && next.group_shared === true) ensureDir(fs.realpathSync(this.root), { groupShared: true }); // the root may be a link: the user named it
     return next;
@@ -113,7 +113,7 @@ export class SettingsCache implements SettingsSource {
   /** What one settings file says ('' the root's), from the cache unless `fresh` or older than ttl. */
   async layer(queue: string, fresh = false): Promise<SettingsLayer> {
     const cached = this.layers.get(queue);
-    const now = this.clock.now();
+    const now = this.clock.local();
     if (!fresh && cached && now - cached.readAt < this.ttl) return cached.layer;
     const path = join(this.root, queue, SETTINGS_FILE);
     // A queue's file is read through its folder opened without following a link.
