@@ -53,6 +53,8 @@ export interface CleanResult {
 
 export class Cleaner {
   private lastCleaned = -Infinity;
+  /** The `cleaned` setting as last read, in ms. */
+  private cleanedSetting = 0;
 
   constructor(
     private readonly name: string,
@@ -71,7 +73,13 @@ export class Cleaner {
 
   /** Whether an automatic clean is due: this process's last one, or the one the `cleaned` setting tells of, is older than the interval. */
   due(settings: Settings): boolean {
-    return this.clock.now() - Math.max(this.lastCleaned, settings.cleaned * 1000) >= this.interval;
+    this.cleanedSetting = settings.cleaned * 1000;
+    return this.mayBeDue();
+  }
+
+  /** due() without reading the settings: by the `cleaned` setting as last read (an idle consumer's cheap poll asks this). */
+  mayBeDue(): boolean {
+    return this.clock.now() - Math.max(this.lastCleaned, this.cleanedSetting) >= this.interval;
   }
 
   async cleanIfDue(settings: Settings): Promise<void> {

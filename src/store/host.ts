@@ -6,6 +6,7 @@
 import type { DdmqError } from '../format/errors.js';
 import type { Message } from '../format/message.js';
 import type { TaskRecord } from '../format/records.js';
+import { listingStalenessOf } from './folder-mark.js';
 import { systemTimers, type Timers } from './timers.js';
 import type { Settings } from '../format/settings.js';
 
@@ -25,6 +26,8 @@ export interface StoreConfig {
   readonly cleanIntervalMs: number;
   /** Longest polling interval of a waiting consumer, in ms. */
   readonly pollIntervalMs: number;
+  /** How much staler than a folder's status its listing may be on the root's file system, in ms. */
+  readonly listingStalenessMs: number;
   /** Whether waiting consumers use file-change notification. */
   readonly notify: boolean;
   /** What a waiting consumer polls and times out with. */
@@ -182,6 +185,7 @@ export function storeConfig(root: string, options: BrokerOptions): StoreConfig {
     listingIntervalMs: options.listingIntervalMs ?? 1000,
     cleanIntervalMs: options.cleanIntervalMs ?? 60_000,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
+    listingStalenessMs: listingStalenessOf(root),
     notify: options.notify ?? true,
     timers: options.timers ?? systemTimers,
   };

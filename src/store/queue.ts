@@ -115,7 +115,7 @@ export class Queue {
     this.workDir = plain.work;
     this.corruptDir = plain.corrupt;
     this.delayedDir = plain.delayed;
-    this.cursor = new ClaimCursor(name, this.dirs, clock, report, config.listingIntervalMs);
+    this.cursor = new ClaimCursor(name, this.dirs, clock, report, config.listingIntervalMs, config.listingStalenessMs);
     this.writer = new MessageWriter(name, this.dirs, this.cursor, this.queueSettings, config.fsync, clock, report);
     this.claimer = new Claimer(name, this.dirs, this.cursor, this.queueSettings, clock, report);
     const requeuer = new Requeuer(name, config.root, this.dirs, this.writer, host.deadLetters, clock, report);
@@ -207,12 +207,15 @@ export class Queue {
   }
 
   private async consumeNow(options: ConsumeOptions): Promise<Message[]> {
-    this.dirs.check(false);
     const n = options.n ?? 1;
     if (!Number.isSafeInteger(n) || n < 1) throw invalid('n', n, 'a whole number, at least 1');
     if (options.lease !== undefined && !(Number.isSafeInteger(options.lease) && options.lease >= 1 && options.lease <= MAX_SECONDS)) {
       throw invalid('lease', options.lease, `a whole number of seconds, from 1 to ${MAX_SECONDS} (ten years)`);
     }
+    // Idle (the last listing found nothing): one lstat tells whether anything may have come
+    // since; the folders' check, the settings and cleaning wait for that, or for the safety net.
+    if ((options.skipCleaning === true || !this.cleaner.mayBeDue()) && !this.cursor.worthListing()) return [];
+    this.dirs.check(false);
     const now = this.queueSettings.now();
     const settings = now instanceof Promise ? await now : now;
     if (!options.skipCleaning && this.cleaner.due(settings)) await this.cleaner.cleanIfDue(settings);
