@@ -25,6 +25,11 @@ export const IDLE_DELAYED_MS = 5000;
  * folder listed at least this often, whatever the cheap check says.
  */
 export const IDLE_FULL_MS = 30_000;
+/**
+ * An idle check's answer holds this long: a wait that ends at its deadline and the next
+ * consume that starts at once (a worker's loop) share one lstat.
+ */
+const IDLE_CHECK_REUSE_MS = 100;
 
 export class ClaimCursor {
   private listing = ReadyListing.EMPTY;
@@ -47,6 +52,8 @@ export class ClaimCursor {
   private readonly readyMark: FolderMark;
   /** When the last full listing (folders checked, delayed/ looked at) began, on the broker's clock. */
   private fullAt = -Infinity;
+  /** When the last idle check found nothing (broker clock). */
+  private quietAt = -Infinity;
 
   constructor(
     private readonly name: string,
@@ -138,6 +145,7 @@ export class ClaimCursor {
     for (const until of this.deferred.values()) if (until <= now) return true;
     // A clock set back is not trusted either.
     if (now - this.fullAt >= IDLE_FULL_MS || now < this.fullAt) return true;
+    if (now >= this.quietAt && now - this.quietAt < IDLE_CHECK_REUSE_MS) return false;
     // The folder's status as the empty listing left it: nothing came (nor was it swapped or deleted).
     if (!this.readyMark.unchanged(folderStat(this.dirs.dir))) return true;
     if (now >= this.nextDelayedScan) {
@@ -148,6 +156,7 @@ export class ClaimCursor {
       }
       this.nextDelayedScan = Math.min(now + IDLE_DELAYED_MS, this.delayedNextDue);
     }
+    this.quietAt = now;
     return false;
   }
 
@@ -155,6 +164,9 @@ export class ClaimCursor {
     const started = systemTimers.now();
     const startedAt = this.clock.now();
     this.dirs.check(false);
+    // What delayed/ looked like is vouched for by the queue folder as marked before: looked
+    // at again by the next idle look, unless promoteDue does now.
+    this.delayedMark.forget();
     this.promoteDue();
     const names = this.dirs.list(this.dirs.paths.dir);
     // An old listing with names left is refreshed (names to serve earlier go in front);
