@@ -12,10 +12,12 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { Broker, messages, work } from '../src/index.js';
+import { AUTO_TEMP_SWEEP_MS } from '../src/store/clean.js';
 import { IDLE_DELAYED_MS, IDLE_FULL_MS } from '../src/store/cursor.js';
 import { TRUST_MS } from '../src/store/folder-mark.js';
+import { TEMP_PREFIX } from '../src/store/fsx.js';
 import { FakeTime, settle } from './fake-time.js';
-import { patchFs, tempDir } from './helpers.js';
+import { patchFs, setMtime, tempDir } from './helpers.js';
 
 /** The node:fs calls that reach a file system's metadata (reads and writes of file content and closes aside). */
 const METADATA_CALLS = [
@@ -79,6 +81,16 @@ function countCalls(root: string) {
     /** Listings of `dir` among the calls since `from`. */
     listings: (dir: string, from = 0) => calls.slice(from).filter(([n, p]) => n === 'readdirSync' && p === dir).length,
   };
+}
+
+/** The calls by name and path, most first (DDMQ_DEBUG_CALLS=1 prints them). */
+function breakdown(calls: [string, string][], root: string): string {
+  const by = new Map<string, number>();
+  for (const [name, path] of calls) {
+    const key = `${name} ${path.replace(root, 'ROOT').replace(/\/proc\/\d+\/fd\/\d+/, 'PINNED')}`;
+    by.set(key, (by.get(key) ?? 0) + 1);
+  }
+  return [...by].sort((x, y) => y[1] - x[1]).map(([key, n]) => `# ${n} ${key}`).join('\n');
 }
 
 /**
@@ -179,11 +191,7 @@ describe('an idle waiting consumer', () => {
       await time.advance(seconds * 1000);
       const n = count.calls.length - from;
       console.log(`# idle ${kind}: ${n} metadata calls in ${seconds} s (${(n / seconds).toFixed(2)}/s)`);
-      if (process.env.DDMQ_DEBUG_CALLS) {
-        const by = new Map<string, number>();
-        for (const [c, p] of count.since(from)) by.set(`${c} ${p.replace(root, 'ROOT').replace(/\/proc\/\d+\/fd\/\d+/, 'PINNED')}`, (by.get(`${c} ${p.replace(root, 'ROOT').replace(/\/proc\/\d+\/fd\/\d+/, 'PINNED')}`) ?? 0) + 1);
-        console.log([...by].sort((x, y) => y[1] - x[1]).map(([k, v]) => `# ${v} ${k}`).join('\n'));
-      }
+      if (process.env.DDMQ_DEBUG_CALLS) console.log(breakdown(count.since(from), root));
       assert.ok(n / seconds <= 2, `${kind}: ${n} calls in ${seconds} s: at most 2 a second`);
       // And it still takes what another host publishes, at its next poll.
       await other.publish('q', 'second');
@@ -194,6 +202,49 @@ describe('an idle waiting consumer', () => {
       for (const r of restores.splice(0).reverse()) r();
       broker.close();
     }
+  });
+
+  it('a wait that ends at its deadline and the consume that follows at once share one lstat', async () => {
+    const time = new FakeTime();
+    const { root, dir, broker } = await setup(time);
+    const waiting = broker.consume('q', { wait: 60 }); // idle long enough for the folder's time to be trusted
+    await time.advance(60_000);
+    assert.deepEqual(await waiting, []);
+    await time.advance(200);
+    assert.deepEqual(await broker.consume('q'), []); // the safety net's listing, maybe
+    await time.advance(200);
+    const count = countCalls(root);
+    assert.deepEqual(await broker.consume('q'), []);
+    assert.deepEqual(await broker.consume('q'), []);
+    assert.deepEqual(count.calls, [['lstatSync', dir]], 'one lstat for both');
+    await time.advance(100);
+    assert.deepEqual(await broker.consume('q'), []);
+    assert.equal(count.calls.length, 2, 'a consume 100 ms later looks again');
+    broker.close();
+  });
+
+  it('the automatic clean looks for temporary files of killed writers every AUTO_TEMP_SWEEP_MS, not at every clean', async () => {
+    const time = new FakeTime();
+    const root = join(tempDir(), 'root');
+    const broker = await Broker.open(root, { create: true, now: time.now, timers: time, notify: false, cleanIntervalMs: 1000 });
+    await broker.createQueue('q');
+    const temp = (n: number) => {
+      const path = join(root, 'q', `${TEMP_PREFIX}killed-${n}`);
+      fs.writeFileSync(path, 'half');
+      setMtime(path, 2 * 3600_000);
+      return path;
+    };
+    const first = temp(1);
+    await broker.consume('q');
+    assert.equal(fs.existsSync(first), false, 'the first automatic clean removed it');
+    const second = temp(2);
+    await time.advance(2000);
+    await broker.consume('q');
+    assert.equal(fs.existsSync(second), true, 'the next clean (2 s later) did not look for temporary files');
+    await time.advance(AUTO_TEMP_SWEEP_MS);
+    await broker.consume('q');
+    assert.equal(fs.existsSync(second), false, 'one AUTO_TEMP_SWEEP_MS later it did');
+    broker.close();
   });
 
   it("finds a message from another host at its next poll: the folder's time moved", async () => {
