@@ -14,7 +14,7 @@ import { afterEach, describe, it } from 'node:test';
 import { Broker, messages, work } from '../src/index.js';
 import { AUTO_TEMP_SWEEP_MS } from '../src/store/clean.js';
 import { IDLE_DELAYED_MS, IDLE_FULL_MS } from '../src/store/cursor.js';
-import { TRUST_MS } from '../src/store/folder-mark.js';
+import { listingStalenessOf, SSHFS_LISTING_STALENESS_MS, TRUST_MS } from '../src/store/folder-mark.js';
 import { TEMP_PREFIX } from '../src/store/fsx.js';
 import { FakeTime, settle } from './fake-time.js';
 import { patchFs, setMtime, tempDir } from './helpers.js';
@@ -325,5 +325,18 @@ describe('an idle waiting consumer', () => {
     }, { code: 'QUEUE_MISSING' });
     plain.close();
     broker.close();
+  });
+});
+
+describe('how much staler than its status a folder listing may be', () => {
+  it('is 0 on a local disk, and on each network file system rig what was measured there (21 s on sshfs, whose listings and attributes are cached apart)', () => {
+    assert.equal(listingStalenessOf(tempDir()), 0);
+    assert.equal(listingStalenessOf(join(tempDir(), 'not', 'made', 'yet')), 0);
+    const rigs = JSON.parse(process.env.DDMQ_NETFS ?? '[]') as { name: string; a: string; b: string }[];
+    for (const rig of rigs) {
+      const expected = rig.name === 'sshfs' ? SSHFS_LISTING_STALENESS_MS : 0;
+      assert.equal(listingStalenessOf(rig.a), expected, `${rig.name} through A`);
+      assert.equal(listingStalenessOf(join(rig.b, 'ddmq-not-made-yet', 'root')), expected, `${rig.name} through B, below a folder not made yet`);
+    }
   });
 });
