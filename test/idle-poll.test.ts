@@ -263,7 +263,7 @@ describe('an idle waiting consumer', () => {
     broker.close();
   });
 
-  it('lists again a folder whose time is within TRUST_MS of the last listing: a message that came in the same whole second is found (the trust rule)', async () => {
+  it('lists once more a folder whose time was within TRUST_MS of the last listing: a message that came in the same whole second is found (the trust rule)', async () => {
     const time = new FakeTime(Math.floor(Date.now() / 1000) * 1000 + 100);
     const { dir, broker, other } = await setup(time);
     const folder = wholeSecondFolder(dir, time);
@@ -278,7 +278,8 @@ describe('an idle waiting consumer', () => {
     await other.publish('q', 'same second');
     folder.changed();
     const took = await advanceUntil(time, waiting, IDLE_FULL_MS + 5000);
-    assert.ok(took !== null && took <= TRUST_MS, `found by a listing within TRUST_MS (${took} ms), not by the safety net`);
+    // Listed again once the folder's time is TRUST_MS old (at the first poll after), not by the safety net.
+    assert.ok(took !== null && took <= TRUST_MS + 1250, `found by a listing within TRUST_MS and a poll (${took} ms), not by the safety net`);
     assert.deepEqual((await waiting).map((m) => m.text), ['same second']);
     broker.close();
   });

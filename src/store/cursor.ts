@@ -133,7 +133,9 @@ export class ClaimCursor {
   /**
    * Whether consume should list the queue now. Always, unless its last listing found
    * nothing to take (the queue is idle); then only when one lstat of the folder shows that
-   * it may have changed since (see folder-mark.ts), when names put back for a while are
+   * it may have changed since (see folder-mark.ts; a listing that came too soon after the
+   * folder's last change is confirmed by one more, of the folder alone, once its time is
+   * TRUST_MS old), when names put back for a while are
    * due, when delayed/ changed or holds a message that is due (looked at every
    * IDLE_DELAYED_MS, and due messages found are moved in), or when the last full listing
    * is IDLE_FULL_MS old (the safety net: it also checks the folders, and consume reads the
@@ -146,8 +148,13 @@ export class ClaimCursor {
     // A clock set back is not trusted either.
     if (now - this.fullAt >= IDLE_FULL_MS || now < this.fullAt) return true;
     if (now >= this.quietAt && now - this.quietAt < IDLE_CHECK_REUSE_MS) return false;
-    // The folder's status as the empty listing left it: nothing came (nor was it swapped or deleted).
-    if (!this.readyMark.unchanged(folderStat(this.dirs.dir))) return true;
+    // The folder's status as the empty listing left it: nothing came (nor was it swapped or
+    // deleted). Unless that listing was too close to the folder's time: then one listing
+    // once that time is old enough (TRUST_MS) shows what came within its resolution; until
+    // then, one now could not vouch for it either.
+    const state = this.readyMark.compare(folderStat(this.dirs.dir));
+    if (state === 'changed') return true;
+    if (state === 'recent' && now >= this.readyMark.trustedFrom && this.relistQuietly(now)) return true;
     if (now >= this.nextDelayedScan) {
       // The queue folder is unchanged, so delayed/ is the one that was checked: looked at through it.
       const unchanged = this.delayedMark.missing || this.delayedMark.unchanged(folderStat(this.dirs.folders.paths.delayed));
@@ -158,6 +165,24 @@ export class ClaimCursor {
     }
     this.quietAt = now;
     return false;
+  }
+
+  /**
+   * Lists the queue folder whose status did not change since the last (full) listing, to
+   * confirm that nothing came within its time's resolution: the folders need no new check
+   * (a swap would have changed the status). true if it found names, which the caller takes.
+   */
+  private relistQuietly(now: number): boolean {
+    const listing = ReadyListing.of(this.dirs.list(this.dirs.paths.dir));
+    if (listing.size === 0) {
+      this.readyMark.mark(folderStat(this.dirs.dir), now);
+      return false;
+    }
+    this.listing = listing;
+    this.listedAt = now;
+    this.losingStreak = 0;
+    this.readyMark.forget();
+    return true;
   }
 
   private relist(): void {

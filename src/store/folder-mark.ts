@@ -127,7 +127,22 @@ export class FolderMark {
    * least TRUST_MS (a folder that is not there stays not there).
    */
   unchanged(stat: fs.Stats | null | undefined): boolean {
-    if (stat === undefined || this.sig === undefined || signature(stat) !== this.sig) return false;
-    return stat === null || this.listedAt - this.mtime >= this.trustMs;
+    return this.compare(stat) === 'same';
+  }
+
+  /**
+   * As unchanged(), in three: 'same' (proven unchanged), 'changed' (its status moved, or
+   * it cannot be looked at), or 'recent': the same status, but the marked listing was too
+   * close to the folder's time to vouch for it. A listing from `trustedFrom` on would: a
+   * change hidden within the time's resolution happened before it.
+   */
+  compare(stat: fs.Stats | null | undefined): 'same' | 'changed' | 'recent' {
+    if (stat === undefined || this.sig === undefined || signature(stat) !== this.sig) return 'changed';
+    return stat === null || this.listedAt - this.mtime >= this.trustMs ? 'same' : 'recent';
+  }
+
+  /** From when (the broker's clock) a listing of the folder, as it is marked, can be trusted. */
+  get trustedFrom(): number {
+    return this.mtime + this.trustMs;
   }
 }

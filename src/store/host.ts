@@ -144,8 +144,9 @@ export interface BrokerOptions {
    * changes made by other hosts on a network file system are seen within 1.2 × this
    * interval, plus the file system's own cache. While the queue stays empty a poll costs
    * one lstat of the queue folder: it is listed only when its status changed since the
-   * last listing that found nothing, when that listing was too close to the folder's last
-   * change to trust its time (3 s; 24 s on sshfs), and at least every 30 s; delayed/ is
+   * last listing that found nothing, once more when that listing was too close to the
+   * folder's last change to trust its time (3 s after that change; 24 s on sshfs), and at
+   * least every 30 s; delayed/ is
    * looked at every 5 s, the folders checked and the settings read every 30 s, the
    * automatic clean runs every `cleanIntervalMs` (see "Waiting" in the README).
    * @default 1000
