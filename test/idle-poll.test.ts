@@ -204,22 +204,30 @@ describe('an idle waiting consumer', () => {
     }
   });
 
-  it('a wait that ends at its deadline and the consume that follows at once share one lstat', async () => {
-    const time = new FakeTime();
-    const { root, dir, broker } = await setup(time);
-    const waiting = broker.consume('q', { wait: 60 }); // idle long enough for the folder's time to be trusted
-    await time.advance(60_000);
-    assert.deepEqual(await waiting, []);
-    await time.advance(200);
-    assert.deepEqual(await broker.consume('q'), []); // the safety net's listing, maybe
-    await time.advance(200);
+  it("a consume that looks lists a folder whose time is too recent to trust; a waiting consumer's poll does not, until it is old enough", async () => {
+    const time = new FakeTime(Math.floor(Date.now() / 1000) * 1000 + 100);
+    const { root, dir, broker, other } = await setup(time);
+    const folder = wholeSecondFolder(dir, time);
+    await other.publish('q', 'first');
+    assert.equal((await broker.consume('q'))[0]?.text, 'first');
+    folder.changed();
+    await time.advance(100);
+    assert.deepEqual(await broker.consume('q'), []); // lists: nothing; marked, too recent to trust
+    await other.publish('q', 'same second');
+    folder.changed();
     const count = countCalls(root);
-    assert.deepEqual(await broker.consume('q'), []);
-    assert.deepEqual(await broker.consume('q'), []);
-    assert.deepEqual(count.calls, [['lstatSync', dir]], 'one lstat for both');
+    const got = await broker.consume('q');
+    assert.deepEqual(got.map((m) => m.text), ['same second'], 'a look found it at once, though the folder looked unchanged');
+    assert.equal(count.listings(dir), 1, 'by one listing');
+    // A waiting consumer's polls, with the folder's time too recent: lstats alone.
     await time.advance(100);
     assert.deepEqual(await broker.consume('q'), []);
-    assert.equal(count.calls.length, 2, 'a consume 100 ms later looks again');
+    const waiting = broker.consume('q', { wait: 2 }); // its first look lists, as any look
+    await settle();
+    const from = count.calls.length;
+    await time.advance(2000);
+    assert.deepEqual(await waiting, []);
+    assert.ok(count.since(from).every(([name, path]) => name === 'lstatSync' && path === dir), 'polls within TRUST_MS of the folder\'s time are lstats alone');
     broker.close();
   });
 

@@ -25,11 +25,6 @@ export const IDLE_DELAYED_MS = 5000;
  * folder listed at least this often, whatever the cheap check says.
  */
 export const IDLE_FULL_MS = 30_000;
-/**
- * An idle check's answer holds this long: a wait that ends at its deadline and the next
- * consume that starts at once (a worker's loop) share one lstat.
- */
-const IDLE_CHECK_REUSE_MS = 100;
 
 export class ClaimCursor {
   private listing = ReadyListing.EMPTY;
@@ -52,8 +47,6 @@ export class ClaimCursor {
   private readonly readyMark: FolderMark;
   /** When the last full listing (folders checked, delayed/ looked at) began, on the broker's clock. */
   private fullAt = -Infinity;
-  /** When the last idle check found nothing (broker clock). */
-  private quietAt = -Infinity;
 
   constructor(
     private readonly name: string,
@@ -134,27 +127,27 @@ export class ClaimCursor {
    * Whether consume should list the queue now. Always, unless its last listing found
    * nothing to take (the queue is idle); then only when one lstat of the folder shows that
    * it may have changed since (see folder-mark.ts; a listing that came too soon after the
-   * folder's last change is confirmed by one more, of the folder alone, once its time is
-   * TRUST_MS old), when names put back for a while are
+   * folder's last change is confirmed by one more, of the folder alone: at once when
+   * `look` (a consume that looks finds what was published before it began), else once the
+   * folder's time is TRUST_MS old), when names put back for a while are
    * due, when delayed/ changed or holds a message that is due (looked at every
    * IDLE_DELAYED_MS, and due messages found are moved in), or when the last full listing
    * is IDLE_FULL_MS old (the safety net: it also checks the folders, and consume reads the
    * settings again). So an idle consumer's poll costs one lstat.
    */
-  worthListing(): boolean {
+  worthListing(look: boolean): boolean {
     if (this.listing.remaining > 0 || !this.readyMark.marked) return true;
     const now = this.clock.now();
     for (const until of this.deferred.values()) if (until <= now) return true;
     // A clock set back is not trusted either.
     if (now - this.fullAt >= IDLE_FULL_MS || now < this.fullAt) return true;
-    if (now >= this.quietAt && now - this.quietAt < IDLE_CHECK_REUSE_MS) return false;
     // The folder's status as the empty listing left it: nothing came (nor was it swapped or
-    // deleted). Unless that listing was too close to the folder's time: then one listing
-    // once that time is old enough (TRUST_MS) shows what came within its resolution; until
-    // then, one now could not vouch for it either.
+    // deleted). Unless that listing was too close to the folder's time: then a listing
+    // shows what came within its resolution, at once for a look; a waiting consumer's poll
+    // lists once that time is old enough (TRUST_MS) for the listing to vouch for it.
     const state = this.readyMark.compare(folderStat(this.dirs.dir));
     if (state === 'changed') return true;
-    if (state === 'recent' && now >= this.readyMark.trustedFrom && this.relistQuietly(now)) return true;
+    if (state === 'recent' && (look || now >= this.readyMark.trustedFrom) && this.relistQuietly(now)) return true;
     if (now >= this.nextDelayedScan) {
       // The queue folder is unchanged, so delayed/ is the one that was checked: looked at through it.
       const unchanged = this.delayedMark.missing || this.delayedMark.unchanged(folderStat(this.dirs.folders.paths.delayed));
@@ -163,7 +156,6 @@ export class ClaimCursor {
       }
       this.nextDelayedScan = Math.min(now + IDLE_DELAYED_MS, this.delayedNextDue);
     }
-    this.quietAt = now;
     return false;
   }
 

@@ -180,7 +180,7 @@ export class Queue {
     for (;;) {
       const reason = await watcher.wait(deadline, options.signal);
       if (reason === 'aborted') return [];
-      const got = await this.consumeNow({ ...options, skipCleaning: true });
+      const got = await this.consumeNow({ ...options, skipCleaning: true }, false);
       if (got.length > 0) {
         watcher.reset();
         return got;
@@ -207,7 +207,8 @@ export class Queue {
     this.folderWatcher = undefined;
   }
 
-  private async consumeNow(options: ConsumeOptions): Promise<Message[]> {
+  /** One look for messages; `look` false: a waiting consumer's poll (see ClaimCursor.worthListing). */
+  private async consumeNow(options: ConsumeOptions, look = true): Promise<Message[]> {
     const n = options.n ?? 1;
     if (!Number.isSafeInteger(n) || n < 1) throw invalid('n', n, 'a whole number, at least 1');
     if (options.lease !== undefined && !(Number.isSafeInteger(options.lease) && options.lease >= 1 && options.lease <= MAX_SECONDS)) {
@@ -215,7 +216,7 @@ export class Queue {
     }
     // Idle (the last listing found nothing): one lstat tells whether anything may have come
     // since; the folders' check, the settings and cleaning wait for that, or for the safety net.
-    if ((options.skipCleaning === true || !this.cleaner.mayBeDue()) && !this.cursor.worthListing()) return [];
+    if ((options.skipCleaning === true || !this.cleaner.mayBeDue()) && !this.cursor.worthListing(look)) return [];
     this.dirs.check(false);
     const now = this.queueSettings.now();
     const settings = now instanceof Promise ? await now : now;
