@@ -51,8 +51,19 @@ export interface CleanResult {
   error?: DdmqError;
 }
 
+/**
+ * How often the automatic clean (the one consume does) also looks for temporary files of
+ * killed writers: they are removed only once an hour old, so a look every 10 minutes is
+ * plenty, and it spares the listings of the ready and in-flight folders it takes.
+ */
+export const AUTO_TEMP_SWEEP_MS = 600_000;
+
 export class Cleaner {
   private lastCleaned = -Infinity;
+  /** When the automatic clean last looked for temporary files. */
+  private lastTempSweep = -Infinity;
+  /** The `cleaned` setting as last read, in ms. */
+  private cleanedSetting = 0;
 
   constructor(
     private readonly name: string,
@@ -71,13 +82,22 @@ export class Cleaner {
 
   /** Whether an automatic clean is due: this process's last one, or the one the `cleaned` setting tells of, is older than the interval. */
   due(settings: Settings): boolean {
-    return this.clock.now() - Math.max(this.lastCleaned, settings.cleaned * 1000) >= this.interval;
+    this.cleanedSetting = settings.cleaned * 1000;
+    return this.mayBeDue();
+  }
+
+  /** due() without reading the settings: by the `cleaned` setting as last read (an idle consumer's cheap poll asks this). */
+  mayBeDue(): boolean {
+    return this.clock.now() - Math.max(this.lastCleaned, this.cleanedSetting) >= this.interval;
   }
 
   async cleanIfDue(settings: Settings): Promise<void> {
     if (!this.due(settings)) return;
+    const now = this.clock.now();
+    const temps = now - this.lastTempSweep >= AUTO_TEMP_SWEEP_MS || now < this.lastTempSweep;
+    if (temps) this.lastTempSweep = now;
     try {
-      await this.clean();
+      await this.clean({ temps });
     } catch (err) {
       // Housekeeping that fails (a full disk while requeueing) must not stop consuming;
       // the messages stay in work/ and a later clean takes them.

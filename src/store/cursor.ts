@@ -1,18 +1,30 @@
 /**
  * Where a consumer is in its queue: the cached, sorted listing it claims from, listed
  * again when used up or old; the names put back for a while (fresh files that did not
- * parse); the claims lost to other clients and how far that makes it jump ahead; and when
- * delayed/ is next looked at for messages that are due.
+ * parse); the claims lost to other clients and how far that makes it jump ahead; when
+ * delayed/ is next looked at for messages that are due; and, once a listing found nothing
+ * to take, whether the queue is worth listing again (worthListing: one lstat while idle).
  */
 import { join } from 'node:path';
 import { ReadyListing } from '../format/listing.js';
 import { parseInFlightName, readyNameOf } from '../format/names.js';
 import type { QueuePaths } from './folders.js';
+import { FolderMark, folderStat, TRUST_MS } from './folder-mark.js';
 import { claimRename, listIfExists } from './fsx.js';
 import type { Clock, Reporter } from './host.js';
 import type { QueueDirs } from './queue-dirs.js';
 import { systemTimers } from './timers.js';
 
+/**
+ * While a queue is idle, how often delayed/ is looked at for messages that have come (an
+ * lstat; it is listed when it changed, or when a message seen there is due).
+ */
+export const IDLE_DELAYED_MS = 5000;
+/**
+ * While a queue is idle, the safety net: its folders are checked, its settings read and its
+ * folder listed at least this often, whatever the cheap check says.
+ */
+export const IDLE_FULL_MS = 30_000;
 /** The youngest listing a consumer that loses near its end lists again, in ms (see lost()). */
 const TAIL_RELIST_MS = 100;
 
@@ -33,6 +45,14 @@ export class ClaimCursor {
   /** When delayed/ is to be looked at again, and what looking cost last time. */
   private nextDelayedScan = 0;
   private delayedScanCost = 0;
+  /** When the earliest message that delayed/ held at the last look is due (ms; Infinity: none). */
+  private delayedNextDue = Infinity;
+  /** delayed/ as the last look at it left it. */
+  private readonly delayedMark: FolderMark;
+  /** The queue folder as the last listing that found nothing to take left it. */
+  private readonly readyMark: FolderMark;
+  /** When the last full listing (folders checked, delayed/ looked at) began, on the broker's clock. */
+  private fullAt = -Infinity;
 
   constructor(
     private readonly name: string,
@@ -41,7 +61,12 @@ export class ClaimCursor {
     private readonly report: Reporter,
     /** The floor of the listing interval, in ms. */
     private readonly listingIntervalMs: number,
-  ) {}
+    /** How much staler than a folder's status its listing may be here, in ms (see folder-mark.ts). */
+    listingStalenessMs = 0,
+  ) {
+    this.delayedMark = new FolderMark(TRUST_MS + listingStalenessMs);
+    this.readyMark = new FolderMark(TRUST_MS + listingStalenessMs);
+  }
 
   /**
    * The next name to try from the cached listing. The folder is listed again when the
@@ -79,9 +104,15 @@ export class ClaimCursor {
     const started = systemTimers.now();
     const nowSec = Math.floor(now / 1000);
     let moved = 0;
-    for (const name of listIfExists(p.delayed) ?? []) {
+    let nextDue = Infinity;
+    const names = listIfExists(p.delayed);
+    for (const name of names ?? []) {
       const file = parseInFlightName(name);
-      if (file === null || file.expiry > nowSec) continue;
+      if (file === null) continue;
+      if (file.expiry > nowSec) {
+        nextDue = Math.min(nextDue, file.expiry * 1000);
+        continue;
+      }
       try {
         // RACE: another client promotes the same file; its rename or ours finds it gone (false).
         if (claimRename(join(p.delayed, name), join(p.dir, readyNameOf(file)))) moved++;
@@ -91,13 +122,74 @@ export class ClaimCursor {
     }
     this.delayedScanCost = systemTimers.now() - started;
     this.nextDelayedScan = now + Math.max(1000, 10 * this.delayedScanCost);
+    this.delayedNextDue = nextDue;
+    // Not there: its making would move the queue folder's time, which worthListing looks at first.
+    this.delayedMark.mark(names === null ? null : folderStat(this.dirs.folders.paths.delayed), now);
     if (moved > 0 && this.report.logging) this.report.log('debug', `${this.name}: ${moved} delayed messages are due`);
     return moved;
   }
 
+  /**
+   * Whether consume should list the queue now. Always, unless its last listing found
+   * nothing to take (the queue is idle); then only when one lstat of the folder shows that
+   * it may have changed since (see folder-mark.ts; a listing that came too soon after the
+   * folder's last change is confirmed by one more, of the folder alone: at once when
+   * `look` (a consume that looks finds what was published before it began), else once the
+   * folder's time is TRUST_MS old), when names put back for a while are
+   * due, when delayed/ changed or holds a message that is due (looked at every
+   * IDLE_DELAYED_MS, and due messages found are moved in), or when the last full listing
+   * is IDLE_FULL_MS old (the safety net: it also checks the folders, and consume reads the
+   * settings again). So an idle consumer's poll costs one lstat.
+   */
+  worthListing(look: boolean): boolean {
+    if (this.listing.remaining > 0 || !this.readyMark.marked) return true;
+    const now = this.clock.now();
+    for (const until of this.deferred.values()) if (until <= now) return true;
+    // A clock set back is not trusted either.
+    if (now - this.fullAt >= IDLE_FULL_MS || now < this.fullAt) return true;
+    // The folder's status as the empty listing left it: nothing came (nor was it swapped or
+    // deleted). Unless that listing was too close to the folder's time: then a listing
+    // shows what came within its resolution, at once for a look; a waiting consumer's poll
+    // lists once that time is old enough (TRUST_MS) for the listing to vouch for it.
+    const state = this.readyMark.compare(folderStat(this.dirs.dir));
+    if (state === 'changed') return true;
+    if (state === 'recent' && (look || now >= this.readyMark.trustedFrom) && this.relistQuietly(now)) return true;
+    if (now >= this.nextDelayedScan) {
+      // The queue folder is unchanged, so delayed/ is the one that was checked: looked at through it.
+      const unchanged = this.delayedMark.missing || this.delayedMark.unchanged(folderStat(this.dirs.folders.paths.delayed));
+      if (now >= this.delayedNextDue || !unchanged) {
+        if (this.promoteDue(true) > 0) return true;
+      }
+      this.nextDelayedScan = Math.min(now + IDLE_DELAYED_MS, this.delayedNextDue);
+    }
+    return false;
+  }
+
+  /**
+   * Lists the queue folder whose status did not change since the last (full) listing, to
+   * confirm that nothing came within its time's resolution: the folders need no new check
+   * (a swap would have changed the status). true if it found names, which the caller takes.
+   */
+  private relistQuietly(now: number): boolean {
+    const listing = ReadyListing.of(this.dirs.list(this.dirs.paths.dir));
+    if (listing.size === 0) {
+      this.readyMark.mark(folderStat(this.dirs.dir), now);
+      return false;
+    }
+    this.listing = listing;
+    this.listedAt = now;
+    this.losingStreak = 0;
+    this.readyMark.forget();
+    return true;
+  }
+
   private relist(): void {
     const started = systemTimers.now();
+    const startedAt = this.clock.now();
     this.dirs.check(false);
+    // What delayed/ looked like is vouched for by the queue folder as marked before: looked
+    // at again by the next idle look, unless promoteDue does now.
+    this.delayedMark.forget();
     this.promoteDue();
     const names = this.dirs.list(this.dirs.paths.dir);
     this.listings++;
@@ -114,6 +206,12 @@ export class ClaimCursor {
     this.losingStreak = Math.max(0, this.losingStreak - 1);
     if (this.losingStreak > 0) this.listing.skip(Math.floor(Math.random() * this.jumpWindow()));
     this.listedAt = this.clock.now();
+    this.fullAt = startedAt;
+    // Names put back until a time now past are names like any other.
+    for (const [name, until] of this.deferred) if (until <= this.listedAt) this.deferred.delete(name);
+    // Nothing to take: until the folder changes, one lstat tells the next consume so (worthListing).
+    if (this.listing.size === 0) this.readyMark.mark(folderStat(this.dirs.dir), startedAt);
+    else this.readyMark.forget();
     this.listingCost = systemTimers.now() - started;
     this.report.log('debug', `listed ${this.name}: ${this.listing.size} ready in ${this.listingCost.toFixed(1)} ms`);
   }
@@ -121,16 +219,19 @@ export class ClaimCursor {
   /** Drops the cached listing, so that the next consume lists the folder. */
   forget(): void {
     this.listing = ReadyListing.EMPTY;
+    this.readyMark.forget();
   }
 
   /** A ready file was written: one that sorts before the next cached name must not wait for the next listing. */
   wrote(filename: string): void {
+    this.readyMark.forget();
     if (this.listing.remaining > 0 && this.listing.sortsBeforeNext(filename)) this.forget();
   }
 
   /** A delayed file was written, due at this epoch second: delayed/ is looked at by then. */
   delayedUntil(due: number): void {
     this.nextDelayedScan = Math.min(this.nextDelayedScan, due * 1000);
+    this.delayedNextDue = Math.min(this.delayedNextDue, due * 1000);
   }
 
   /** A file put back into the queue, not to be tried again before `until` (ms). */

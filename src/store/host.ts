@@ -6,6 +6,7 @@
 import type { DdmqError } from '../format/errors.js';
 import type { Message } from '../format/message.js';
 import type { TaskRecord } from '../format/records.js';
+import { listingStalenessOf } from './folder-mark.js';
 import { systemTimers, type Timers } from './timers.js';
 import type { Settings } from '../format/settings.js';
 
@@ -25,6 +26,8 @@ export interface StoreConfig {
   readonly cleanIntervalMs: number;
   /** Longest polling interval of a waiting consumer, in ms. */
   readonly pollIntervalMs: number;
+  /** How much staler than a folder's status its listing may be on the root's file system, in ms. */
+  readonly listingStalenessMs: number;
   /** Whether waiting consumers use file-change notification. */
   readonly notify: boolean;
   /** What a waiting consumer polls and times out with. */
@@ -136,15 +139,24 @@ export interface BrokerOptions {
    */
   listingIntervalMs?: number;
   /**
-   * Milliseconds between the automatic cleans that consume does.
+   * Milliseconds between the automatic cleans that consume does (expired leases requeued,
+   * delayed messages that are due moved in; temporary files of killed writers are looked
+   * for every 10 minutes of these).
    * @default 60000
    */
   cleanIntervalMs?: number;
   /**
-   * Longest interval, in milliseconds, at which a waiting consumer polls the folder.
-   * Changes made on this host wake it at once through file-change notification; changes
-   * made by other hosts on a network file system are seen within this interval, plus
-   * the file system's own cache.
+   * Longest interval, in milliseconds, at which a waiting consumer polls the folder; each
+   * interval is spread at random by ±20 % (so consumers started together do not poll in
+   * step). Changes made on this host wake it at once through file-change notification;
+   * changes made by other hosts on a network file system are seen within 1.2 × this
+   * interval, plus the file system's own cache. While the queue stays empty a poll costs
+   * one lstat of the queue folder: it is listed only when its status changed since the
+   * last listing that found nothing, once more when that listing was too close to the
+   * folder's last change to trust its time (3 s after that change; 24 s on sshfs), and at
+   * least every 30 s; delayed/ is
+   * looked at every 5 s, the folders checked and the settings read every 30 s, the
+   * automatic clean runs every `cleanIntervalMs` (see "Waiting" in the README).
    * @default 1000
    */
   pollIntervalMs?: number;
@@ -205,6 +217,7 @@ export function storeConfig(root: string, options: BrokerOptions): StoreConfig {
     listingIntervalMs: options.listingIntervalMs ?? 1000,
     cleanIntervalMs: options.cleanIntervalMs ?? 60_000,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
+    listingStalenessMs: listingStalenessOf(root),
     notify: options.notify ?? true,
     timers: options.timers ?? systemTimers,
   };

@@ -44,7 +44,8 @@ export interface ConsumeOptions {
   /**
    * Seconds to wait for a message when there is none (0: return [] at once).
    * Waiting uses change notification where the file system gives it and polling with
-   * backoff (up to the broker's `pollIntervalMs`) where it does not.
+   * backoff (up to the broker's `pollIntervalMs`, ±20 % at random) where it does not; an
+   * idle poll costs one lstat of the queue folder.
    * @default 0
    */
   wait?: number;
@@ -115,7 +116,7 @@ export class Queue {
     this.workDir = plain.work;
     this.corruptDir = plain.corrupt;
     this.delayedDir = plain.delayed;
-    this.cursor = new ClaimCursor(name, this.dirs, clock, report, config.listingIntervalMs);
+    this.cursor = new ClaimCursor(name, this.dirs, clock, report, config.listingIntervalMs, config.listingStalenessMs);
     this.writer = new MessageWriter(name, this.dirs, this.cursor, this.queueSettings, config.fsync, clock, report);
     this.claimer = new Claimer(name, this.dirs, this.cursor, this.queueSettings, clock, report);
     const requeuer = new Requeuer(name, config.root, this.dirs, this.writer, host.deadLetters, clock, report);
@@ -184,7 +185,7 @@ export class Queue {
     for (;;) {
       const reason = await watcher.wait(deadline, options.signal);
       if (reason === 'aborted') return [];
-      const got = await this.consumeNow({ ...options, skipCleaning: true });
+      const got = await this.consumeNow({ ...options, skipCleaning: true }, false);
       if (got.length > 0) {
         watcher.reset();
         return got;
@@ -211,13 +212,17 @@ export class Queue {
     this.folderWatcher = undefined;
   }
 
-  private async consumeNow(options: ConsumeOptions): Promise<Message[]> {
-    this.dirs.check(false);
+  /** One look for messages; `look` false: a waiting consumer's poll (see ClaimCursor.worthListing). */
+  private async consumeNow(options: ConsumeOptions, look = true): Promise<Message[]> {
     const n = options.n ?? 1;
     if (!Number.isSafeInteger(n) || n < 1) throw invalid('n', n, 'a whole number, at least 1');
     if (options.lease !== undefined && !(Number.isSafeInteger(options.lease) && options.lease >= 1 && options.lease <= MAX_SECONDS)) {
       throw invalid('lease', options.lease, `a whole number of seconds, from 1 to ${MAX_SECONDS} (ten years)`);
     }
+    // Idle (the last listing found nothing): one lstat tells whether anything may have come
+    // since; the folders' check, the settings and cleaning wait for that, or for the safety net.
+    if ((options.skipCleaning === true || !this.cleaner.mayBeDue()) && !this.cursor.worthListing(look)) return [];
+    this.dirs.check(false);
     const now = this.queueSettings.now();
     const settings = now instanceof Promise ? await now : now;
     if (!options.skipCleaning && this.cleaner.due(settings)) await this.cleaner.cleanIfDue(settings);

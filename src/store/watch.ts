@@ -6,9 +6,11 @@
  *   milliseconds of a change made on this host;
  * - polling with backoff covers what notification cannot see: changes made by other
  *   hosts on a network file system (NFS, sshfs, GlusterFS deliver no event for them).
- *   The interval starts at `pollMin` and doubles up to `pollMax` while nothing comes, so
- *   an idle waiter costs one folder listing per `pollMax`, and a message from another
- *   host is seen within `pollMax` (plus the file system's own cache).
+ *   The interval starts at `pollMin` and doubles up to `pollMax` while nothing comes, each
+ *   one spread at random by ±JITTER (so that consumers started together, hundreds of a job
+ *   array, do not poll in step). A message from another host is seen within
+ *   (1 + JITTER) × `pollMax`, plus the file system's own cache. What a poll costs is the
+ *   caller's: a queue's idle consumer pays one lstat (ClaimCursor.worthListing).
  */
 import * as fs from 'node:fs';
 import { systemTimers, type Timers } from './timers.js';
@@ -32,6 +34,9 @@ export interface WatchFs {
 const nodeWatchFs: WatchFs = {
   watch: (dir, options, listener) => fs.watch(dir, options, listener),
 };
+
+/** How far each polling interval is spread at random: ±20 %. */
+export const JITTER = 0.2;
 
 /** Options of a {@link FolderWatcher}. */
 export interface WatchOptions {
@@ -65,6 +70,11 @@ export interface WatchOptions {
    * @default node:fs
    */
   fs?: WatchFs;
+  /**
+   * Random numbers in [0, 1) that spread the polling intervals (tests pass fixed ones).
+   * @default Math.random
+   */
+  random?: () => number;
 }
 
 /** Why a wait ended: a change notified, a poll due, the deadline, or the signal. */
@@ -84,6 +94,7 @@ export class FolderWatcher {
   private watcher: ReturnType<WatchFs['watch']> | undefined;
   private readonly now: () => number;
   private readonly timers: Timers;
+  private readonly random: () => number;
   private changed = false;
   private readonly waiters = new Set<(reason: WakeReason) => void>();
 
@@ -101,6 +112,7 @@ export class FolderWatcher {
     this.interval = this.pollMin;
     this.now = options.now ?? Date.now;
     this.timers = options.timers ?? systemTimers;
+    this.random = options.random ?? Math.random;
     if (options.notify === false) return;
     try {
       this.watcher = (options.fs ?? nodeWatchFs).watch(dir, { persistent: false }, () => this.notify());
@@ -122,7 +134,8 @@ export class FolderWatcher {
   }
 
   /**
-   * Resolves on a change in the folder, on the next poll tick, when `deadline` (epoch ms)
+   * Resolves on a change in the folder, on the next poll tick (the interval, spread by
+   * ±JITTER), when `deadline` (epoch ms)
    * passes, or when the signal aborts, whichever comes first.
    */
   wait(deadline: number, signal?: AbortSignal): Promise<WakeReason> {
@@ -133,7 +146,8 @@ export class FolderWatcher {
     }
     const left = deadline - this.now();
     if (left <= 0) return Promise.resolve('timeout');
-    const poll = this.interval;
+    // Spread evenly over ±JITTER of the interval: the mean stays the interval.
+    const poll = Math.round(this.interval * (1 + JITTER * (2 * this.random() - 1)));
     this.interval = Math.min(this.pollMax, this.interval * 2);
     return new Promise((resolve) => {
       const finish = (reason: WakeReason) => {

@@ -10,7 +10,8 @@ export const consume: CommandSpec = {
     'Each message is printed with its "filename" (its name in work/), which ack and nack take.\n' +
     'Exit code 3 when the queue has no ready message (after --wait), so a shell loop can stop.\n' +
     'Waiting wakes at once for messages published on this host (file-change notification) and\n' +
-    'polls at most every second for those of other hosts on a network file system.',
+    'polls about every second (0.8-1.2 s, at random) for those of other hosts on a network file\n' +
+    'system; an idle poll costs one stat of the queue folder (see "Waiting" in the README).',
   args: [ROOT_ARG, { key: 'queue', description: 'the queue to consume from', required: true }],
   options: [
     CREATE,
