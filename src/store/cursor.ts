@@ -62,10 +62,11 @@ export class ClaimCursor {
     /** The floor of the listing interval, in ms. */
     private readonly listingIntervalMs: number,
     /** How much staler than a folder's status its listing may be here, in ms (see folder-mark.ts). */
-    listingStalenessMs = 0,
+    listingStalenessMs: () => number = () => 0,
   ) {
-    this.delayedMark = new FolderMark(TRUST_MS + listingStalenessMs);
-    this.readyMark = new FolderMark(TRUST_MS + listingStalenessMs);
+    const trust = () => TRUST_MS + listingStalenessMs();
+    this.delayedMark = new FolderMark(trust);
+    this.readyMark = new FolderMark(trust);
   }
 
   /**

@@ -88,7 +88,17 @@ export class FolderMark {
    * @param trustMs - how much older than a listing an unchanged modification time must be
    *   to prove nothing came: TRUST_MS, plus how much staler listings may be (listingStalenessOf)
    */
-  constructor(private readonly trustMs: number = TRUST_MS) {}
+  constructor(trustMs: number | (() => number) = TRUST_MS) {
+    this.trustOf = typeof trustMs === 'number' ? () => trustMs : trustMs;
+  }
+
+  /** The margin, asked for only when a folder is first compared (finding the file system costs a read of mountinfo and a realpath). */
+  private readonly trustOf: () => number;
+  private trust: number | undefined;
+
+  private get trustMs(): number {
+    return (this.trust ??= this.trustOf());
+  }
 
   private sig: string | undefined;
   private mtime = 0;

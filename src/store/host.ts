@@ -26,8 +26,12 @@ export interface StoreConfig {
   readonly cleanIntervalMs: number;
   /** Longest polling interval of a waiting consumer, in ms. */
   readonly pollIntervalMs: number;
-  /** How much staler than a folder's status its listing may be on the root's file system, in ms. */
-  readonly listingStalenessMs: number;
+  /**
+   * How much staler than a folder's status its listing may be on the root's file system, in
+   * ms: found at the first call (a read of /proc/self/mountinfo and a realpath, which only an
+   * idle consumer needs).
+   */
+  listingStalenessMs(): number;
   /** Whether waiting consumers use file-change notification. */
   readonly notify: boolean;
   /** What a waiting consumer polls and times out with. */
@@ -217,8 +221,21 @@ export function storeConfig(root: string, options: BrokerOptions): StoreConfig {
     listingIntervalMs: options.listingIntervalMs ?? 1000,
     cleanIntervalMs: options.cleanIntervalMs ?? 60_000,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
-    listingStalenessMs: listingStalenessOf(root),
+    listingStalenessMs: once(() => listingStalenessOf(root)),
     notify: options.notify ?? true,
     timers: options.timers ?? systemTimers,
+  };
+}
+
+/** `fn`, called once at first need and remembered. */
+function once<T>(fn: () => T): () => T {
+  let done = false;
+  let value: T;
+  return () => {
+    if (!done) {
+      value = fn();
+      done = true;
+    }
+    return value;
   };
 }
