@@ -152,7 +152,7 @@ export class Broker {
    * @returns every setting, with its value in force
    * @throws {@link DdmqError} `INVALID_NAME`, `QUEUE_MISSING`, `INVALID_SETTING` (a bad ddmq.yaml), `UNSAFE_PATH`, `IO`
    */
-  settings(queue?: string): Promise<Settings> {
+  async settings(queue?: string): Promise<Settings> {
     // The default expiry_grace depends on the clock in force: measured first, if it never was.
     if (this.#serverClock !== null && this.#serverClock.state().kind === 'unmeasured') {
       // The root's: measured in its first queue (the first that is one; no queue, no measure).
