@@ -97,6 +97,8 @@ export class Queue {
   private readonly cleaner: Cleaner;
   private readonly inspector: Inspector;
   private folderWatcher: FolderWatcher | undefined;
+  /** When the last wait that found nothing ended (timers' clock): a wait begun soon after it goes on polling. */
+  private lastEmptyWait = -Infinity;
   /** The broker's store options, for the watcher made on first use. */
   private readonly config: StoreConfig;
 
@@ -176,7 +178,12 @@ export class Queue {
     if (typeof wait !== 'number' || !(wait >= 0) || !(wait <= MAX_SECONDS)) {
       throw invalid('wait', wait, `a number of seconds, from 0 to ${MAX_SECONDS} (ten years)`);
     }
-    const first = await this.consumeNow(options);
+    // A wait that begins within a poll interval of the last one's empty end (a worker's idle
+    // loop) goes on polling: its first look is a poll (one lstat), not a full look, which
+    // would list a folder changed within its time's resolution (24 s on sshfs) every wait.
+    // A consume without a wait always looks.
+    const polling = wait > 0 && this.config.timers.now() - this.lastEmptyWait < this.config.pollIntervalMs;
+    const first = await this.consumeNow(options, !polling);
     if (first.length > 0 || wait === 0) return first;
     const watcher = this.watcher();
     // On the timers' clock (monotonic by default): a change of the system time or a
@@ -190,7 +197,10 @@ export class Queue {
         watcher.reset();
         return got;
       }
-      if (reason === 'timeout') return [];
+      if (reason === 'timeout') {
+        this.lastEmptyWait = this.config.timers.now();
+        return [];
+      }
     }
   }
 
