@@ -148,6 +148,26 @@ describe('server clock (fake probe)', () => {
     assert.equal(r.clock.grace(), SERVER_CLOCK_GRACE);
   });
 
+  it('a queue folder deleted under the probe (ENOENT) is nothing learnt: the measured clock is kept, no fallback, no warning', () => {
+    const r = rig({ skew: 120_000 });
+    r.use();
+    assert.equal(r.clock.state().kind, 'server');
+    // At the refresh, the queue is deleted between the folder's opening and the probe's write.
+    r.failWith(errno('ENOENT', 'no such file or directory'));
+    r.advance(REFRESH_MS);
+    const read = r.clock.now();
+    assert.ok(Math.abs(read - r.server()) <= 25, `still the server's clock: now − server = ${read - r.server()} ms`);
+    assert.equal(r.clock.state().kind, 'server');
+    assert.equal(r.clock.grace(), SERVER_CLOCK_GRACE, 'the grace stays 5 s');
+    assert.deepEqual(r.warnings, []);
+    // The next time taken tries again (here the folder is back).
+    r.failWith(null);
+    const before = r.probes();
+    r.clock.now();
+    assert.equal(r.probes(), before + 1, 'tried again at the next need');
+    assert.equal(r.clock.state().kind, 'server');
+  });
+
   it('falls back when whole-second stamps disagree between probes (not a clock, or one far coarser than a second)', () => {
     const stamps = [0, 7_000];
     const r = rig({ skew: 0, resolution: 's', stamp: (ms) => ms + (stamps.shift() ?? 0) });
