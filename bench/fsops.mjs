@@ -9,7 +9,7 @@
 //   npm run bench:fsops -- --all --json          the same figures as JSON
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DATA, METADATA, PHASES, hasStrace, measure } from './fsops-lib.mjs';
@@ -74,6 +74,12 @@ const cliN = positive('cli-n');
 const phases = opts.phases ? opts.phases.split(',') : PHASES.map((p) => p.name);
 for (const p of phases) if (!PHASES.some((q) => q.name === p)) fail(`--phases: unknown phase "${p}"; phases: ${PHASES.map((q) => q.name).join(', ')}`);
 if ([opts.root !== undefined, opts.rig !== undefined, opts.all].filter(Boolean).length !== 1) fail(`give one of --root, --rig and --all\n${USAGE}`);
+if (opts.out !== undefined) {
+  // Found out now, not after minutes of counting.
+  const folder = dirname(resolve(opts.out));
+  if (!fs.statSync(folder, { throwIfNoEntry: false })?.isDirectory()) fail(`--out: ${opts.out}: its folder ${folder} is not there`);
+  if (fs.statSync(opts.out, { throwIfNoEntry: false })?.isDirectory()) fail(`--out: ${opts.out} is a folder`);
+}
 if (!hasStrace()) fail('strace is not installed (Debian: apt-get install strace)');
 
 function rigs() {
@@ -171,7 +177,14 @@ for (const target of list) {
 const commit = spawnSync('git', ['-C', HERE, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout?.trim() || null;
 const meta = { date: new Date().toISOString(), commit, node: process.version, n, idleSeconds, cliN, fsync: opts.fsync };
 const json = JSON.stringify({ ...meta, results }, null, 2);
-if (opts.out) fs.writeFileSync(opts.out, `${json}\n`);
+if (opts.out) {
+  try {
+    fs.writeFileSync(opts.out, `${json}\n`);
+  } catch (err) {
+    process.stdout.write(`${json}\n`);
+    fail(`--out: cannot write ${opts.out} (${err.code ?? err.message}); the JSON is on stdout above`);
+  }
+}
 if (opts.json) {
   console.log(json);
 } else {

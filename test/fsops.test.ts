@@ -135,3 +135,19 @@ describe('file-system calls per message and per idle second', { concurrency: tru
     });
   }
 });
+
+describe('bench/fsops: bad input', () => {
+  it('an --out it cannot write is refused before counting, in one line, not with a stack trace after the run', () => {
+    const root = tempDir();
+    for (const [out, said] of [
+      [join(root, 'no-such-folder', 'o.json'), /--out: .*its folder .* is not there/],
+      [root, /--out: .* is a folder/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [join(REPO, 'bench', 'fsops.mjs'), '--root', root, '--phases', 'publish', '--n', '3', '--out', out], { encoding: 'utf8' });
+      assert.equal(r.status, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, said);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      assert.equal(r.stdout, '', 'nothing was counted');
+    }
+  });
+});

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Broker, type DdmqError } from '../src/index.js';
+import { Broker, DdmqError } from '../src/index.js';
 import { isMessageName } from '../src/format/names.js';
 import { TEMP_PREFIX } from '../src/store/fsx.js';
 import type { Reporter } from '../src/store/host.js';
@@ -148,6 +148,26 @@ describe('server clock (fake probe)', () => {
     assert.equal(r.clock.grace(), SERVER_CLOCK_GRACE);
   });
 
+  it('a queue folder deleted under the probe (ENOENT) is nothing learnt: the measured clock is kept, no fallback, no warning', () => {
+    const r = rig({ skew: 120_000 });
+    r.use();
+    assert.equal(r.clock.state().kind, 'server');
+    // At the refresh, the queue is deleted between the folder's opening and the probe's write.
+    r.failWith(errno('ENOENT', 'no such file or directory'));
+    r.advance(REFRESH_MS);
+    const read = r.clock.now();
+    assert.ok(Math.abs(read - r.server()) <= 25, `still the server's clock: now − server = ${read - r.server()} ms`);
+    assert.equal(r.clock.state().kind, 'server');
+    assert.equal(r.clock.grace(), SERVER_CLOCK_GRACE, 'the grace stays 5 s');
+    assert.deepEqual(r.warnings, []);
+    // The next time taken tries again (here the folder is back).
+    r.failWith(null);
+    const before = r.probes();
+    r.clock.now();
+    assert.equal(r.probes(), before + 1, 'tried again at the next need');
+    assert.equal(r.clock.state().kind, 'server');
+  });
+
   it('falls back when whole-second stamps disagree between probes (not a clock, or one far coarser than a second)', () => {
     const stamps = [0, 7_000];
     const r = rig({ skew: 0, resolution: 's', stamp: (ms) => ms + (stamps.shift() ?? 0) });
@@ -224,6 +244,41 @@ describe('server clock (broker)', () => {
     } finally {
       delete process.env.DDMQ_SERVER_CLOCK;
     }
+  });
+
+  it('DDMQ_SERVER_CLOCK other than 0 or 1 is refused, naming it, not silently taken for on (hostile input)', async () => {
+    const root = tempDir();
+    await (await Broker.open(root, { create: true })).createQueue('q');
+    for (const value of ['false', 'off', 'no', ' 0']) {
+      process.env.DDMQ_SERVER_CLOCK = value;
+      try {
+        await assert.rejects(Broker.open(root), (err: unknown) => {
+          assert.ok(err instanceof DdmqError && err.code === 'INVALID_ARGUMENT', String(err));
+          assert.match(err.message, /DDMQ_SERVER_CLOCK/);
+          assert.ok(err.message.includes(JSON.stringify(value)), err.message);
+          return true;
+        });
+        // Given explicitly, the option wins and the environment is not read.
+        assert.deepEqual((await Broker.open(root, { serverClock: false })).clock('q'), { kind: 'off' });
+      } finally {
+        delete process.env.DDMQ_SERVER_CLOCK;
+      }
+    }
+    for (const value of ['1', '']) {
+      process.env.DDMQ_SERVER_CLOCK = value;
+      try {
+        const broker = await Broker.open(root);
+        assert.notEqual(broker.clock('q').kind, 'off', `DDMQ_SERVER_CLOCK=${JSON.stringify(value)}`);
+      } finally {
+        delete process.env.DDMQ_SERVER_CLOCK;
+      }
+    }
+    const { runChild, CLI } = await import('./helpers.js');
+    const cli = await runChild(process.execPath, [CLI, 'settings', root, 'q'], { env: { DDMQ_SERVER_CLOCK: 'off' } });
+    assert.notEqual(cli.code, 0, cli.out + cli.err);
+    assert.match(cli.err, /DDMQ_SERVER_CLOCK "off"/, cli.err);
+    assert.doesNotMatch(cli.err, /\n\s+at /, 'no stack trace');
+    assert.equal(cli.out, '', 'no settings shown under a clock it did not mean');
   });
 
   it('a probe that cannot be written: one warning, this host clock, grace 30 s; the call itself goes on', async () => {

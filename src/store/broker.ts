@@ -47,6 +47,21 @@ export type { ClockState } from './server-clock.js';
 export type { QueueEntry } from './root-queues.js';
 
 /**
+ * The default of `serverClock` from the environment: DDMQ_SERVER_CLOCK=0 turns the file
+ * server's clock off, 1 (or unset, or empty) keeps it on; any other value ("false", "off")
+ * is refused rather than silently taken for on.
+ */
+function serverClockFromEnv(): boolean {
+  const value = process.env.DDMQ_SERVER_CLOCK;
+  if (value === undefined || value === '' || value === '1') return true;
+  if (value === '0') return false;
+  throw new DdmqError(
+    'INVALID_ARGUMENT',
+    `invalid DDMQ_SERVER_CLOCK ${JSON.stringify(value)} in the environment: expected 0 (this host's clock) or 1 (the file server's clock, the default)`,
+  );
+}
+
+/**
  * One root folder of queues, and every call a program makes on them: publish, consume,
  * ack, nack, release, extend, and the housekeeping. Open one with {@link Broker.open};
  * any number of brokers, in any number of processes and hosts, may share a root.
@@ -82,7 +97,7 @@ export class Broker {
     this.#config = config;
     this.#report = reporter(options.onWarning, options.log);
     const given = options.now;
-    const server = given === undefined && (options.serverClock ?? process.env.DDMQ_SERVER_CLOCK !== '0');
+    const server = given === undefined && (options.serverClock ?? serverClockFromEnv());
     this.#serverClock = server ? new ServerClock({ report: this.#report }) : null;
     this.#clock = this.#serverClock ?? (given !== undefined ? { now: () => given(), grace: () => CLIENT_CLOCK_GRACE, local: () => given() } : { now: Date.now, grace: () => CLIENT_CLOCK_GRACE, local: Date.now });
     this.#settings = new SettingsCache(root, options.settingsTtlMs ?? 2000, config.fsync, this.#clock);

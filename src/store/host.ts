@@ -200,7 +200,8 @@ export interface BrokerOptions {
    * written (a read-only tree) or the stamps are not a usable clock, this host's clock is
    * used, with one warning, and the default grace stays 30 s. False: always this host's
    * clock. Ignored when `now` is given. The environment variable DDMQ_SERVER_CLOCK=0 sets
-   * the default to false (for the command line). See "Clocks" in the README.
+   * the default to false (for the command line); 1 or empty leaves it true, and any other
+   * value makes Broker.open reject (INVALID_ARGUMENT, naming it). See "Clocks" in the README.
    * @default true
    */
   serverClock?: boolean;

@@ -263,6 +263,9 @@ export class ServerClock implements Clock {
     try {
       span = this.probeOnce();
     } catch (err) {
+      // The queue's folder went away under the probe (deleted meanwhile): nothing learnt,
+      // as when it is gone before (probeOnce's null); the next time taken tries again.
+      if (errnoOf(err) === 'ENOENT') return;
       this.triedAt = this.mono();
       this.fallBack(`a probe file could not be written (${errnoOf(err) ?? String(err)})`, err);
       return;
@@ -289,6 +292,7 @@ export class ServerClock implements Clock {
     try {
       second = this.probeOnce();
     } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return; // gone meanwhile: nothing learnt (see above)
       this.fallBack(`a probe file could not be written (${errnoOf(err) ?? String(err)})`, err);
       return;
     }

@@ -12,7 +12,7 @@ export const settings: CommandSpec = {
     'Shows the settings in force (defaults < ROOT/ddmq.yaml < QUEUE/ddmq.yaml) and where each comes from.\n' +
     'Keys: ' + SETTING_KEYS.join(', ') + '.\n' +
     "expiry_grace defaults to 5 s where leases are judged by the file server's clock (measured from a probe\n" +
-    "file's modification time), else 30 s; its line says which. DDMQ_SERVER_CLOCK=0 uses this host's clock.\n" +
+    "file's modification time), else 30 s; its line says which. DDMQ_SERVER_CLOCK=0 uses this host's clock (1, the default: the server's).\n" +
     'Example: ddmq settings /tmp/ddmq tasks --set message_timeout=3600 --unset priority',
   args: [ROOT_ARG, { key: 'queue', description: 'the queue (default: the root)', required: false }],
   options: [
