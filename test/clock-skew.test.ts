@@ -23,18 +23,10 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseInFlightName } from '../src/format/names.js';
 import { Broker } from '../src/index.js';
-import { CLI, type ChildResult, runChild, sleep, tempDir } from './helpers.js';
+import { CLI, type ChildResult, runChild, sleep, tempDir, netfsRigs, type Rig } from './helpers.js';
 
-interface Rig {
-  name: string;
-  a: string;
-  b: string;
-  truth: string;
-  cacheSeconds: number;
-}
 
-const rigs: Rig[] = process.env.DDMQ_NETFS ? (JSON.parse(process.env.DDMQ_NETFS) as Rig[]) : [];
-if (rigs.length === 0 && process.env.CI) throw new Error('CI must run the network file system tests: run them through scripts/with-netfs.sh');
+const rigs = netfsRigs();
 
 const hasFaketime = spawnSync('faketime', ['-f', '+0s', 'true'], { stdio: 'ignore' }).status === 0;
 // CI installs faketime (.ci/run); without it these tests cannot run, which must not pass silently there.

@@ -15,12 +15,8 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { REPO, tempDir } from './helpers.js';
+import { REPO, tempDir, netfsRigs } from './helpers.js';
 
-interface Rig {
-  name: string;
-  a: string;
-}
 interface Per {
   metadata: number;
   byCall: Record<string, number>;
@@ -35,8 +31,7 @@ interface Result {
 
 const hasStrace = spawnSync('strace', ['-V']).status === 0;
 if (!hasStrace && process.env.CI) throw new Error('CI must count file-system calls: .ci/run installs strace');
-const rigs: Rig[] = process.env.DDMQ_NETFS ? (JSON.parse(process.env.DDMQ_NETFS) as Rig[]) : [];
-if (rigs.length === 0 && process.env.CI) throw new Error('CI must run the network file system tests: run them through scripts/with-netfs.sh');
+const rigs = netfsRigs();
 
 const N = 50;
 const IDLE_SECONDS = 12;

@@ -157,3 +157,24 @@ export function snapshot(dir: string): Record<string, string> {
   walk(dir);
   return out;
 }
+
+/** A network file-system rig of ../shared/netfs: one export mounted twice (A and B), and its server-side view. */
+export interface Rig {
+  name: string;
+  a: string;
+  b: string;
+  /** The server's own view: only ever read (MooseFS: a third mount with every cache off). */
+  truth: string;
+  /** How long the rig's clients may show a stale listing (sshfs on: ~21 s). */
+  cacheSeconds: number;
+}
+
+/**
+ * The rigs described by DDMQ_NETFS (scripts/with-netfs.sh sets it); none without it, which
+ * under CI is an error naming `what` must run there, never a silent skip.
+ */
+export function netfsRigs(what = 'the network file system tests'): Rig[] {
+  const rigs = process.env.DDMQ_NETFS ? (JSON.parse(process.env.DDMQ_NETFS) as Rig[]) : [];
+  if (rigs.length === 0 && process.env.CI) throw new Error(`CI must run ${what}: run them through scripts/with-netfs.sh`);
+  return rigs;
+}

@@ -19,19 +19,10 @@ import { isDeepStrictEqual } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { parseRecords, safeHost, type TaskRecord } from '../src/format/records.js';
 import { Broker } from '../src/index.js';
-import { CLI, type ChildResult, runChild, tempDir, worker } from './helpers.js';
+import { CLI, type ChildResult, runChild, tempDir, worker, netfsRigs } from './helpers.js';
 
-interface Rig {
-  name: string;
-  a: string;
-  b: string;
-  truth: string;
-  /** How long the rig's clients may show a stale listing (sshfs on: ~21 s). */
-  cacheSeconds: number;
-}
 
-const rigs: Rig[] = process.env.DDMQ_NETFS ? (JSON.parse(process.env.DDMQ_NETFS) as Rig[]) : [];
-if (rigs.length === 0 && process.env.CI) throw new Error('CI must run the network file system tests: run them through scripts/with-netfs.sh');
+const rigs = netfsRigs();
 
 
 const messageFiles = (dir: string) => fs.readdirSync(dir).filter((n) => n.includes('.ddmq'));

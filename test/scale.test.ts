@@ -13,14 +13,10 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type FarmRun, resolveTarget, runOnce } from '../bench/farm.mjs';
-import { tempDir } from './helpers.js';
+import { tempDir, netfsRigs } from './helpers.js';
 
-interface Rig {
-  name: string;
-}
 
-const rigs: Rig[] = process.env.DDMQ_NETFS ? (JSON.parse(process.env.DDMQ_NETFS) as Rig[]) : [];
-if (rigs.length === 0 && process.env.CI) throw new Error('CI must run the scale test on the network file systems: run it through scripts/with-netfs.sh');
+const rigs = netfsRigs('the scale test on the network file systems');
 
 const TASKS = 5000;
 const CONSUMERS = 16;
