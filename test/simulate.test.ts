@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { runFarm } from '../bench/farm.mjs';
 import { type SimConfig, simulate } from '../sim/model.mjs';
 import { loadProfiles, loadStrategy, relError } from '../sim/simulate.mjs';
 import { REPO, tempDir } from './helpers.js';
@@ -46,7 +47,7 @@ describe('npm run simulate', () => {
 
   it('does every task exactly once, on every profile and strategy, with stale listings too', () => {
     for (const fsName of ['local', 'sshfs', 'glusterfs', 'moosefs', 'nfs-assumed']) {
-      for (const strategy of ['main', 'i12-poll', 'streak-kept', 'fresh-listing']) {
+      for (const strategy of ['main', 'before-12', 'i12-poll']) {
         for (const shape of [{ hosts: 1, workers: 1 }, { hosts: 3, workers: 5 }, { hosts: 8, workers: 2, sharedCores: 2 }]) {
           const r = simulate(config({ ...shape, depth: 300, taskSeconds: 0.02, profile: profiles[fsName]!, strategy: loadStrategy(strategy) }));
           const what = `${fsName} ${strategy} ${JSON.stringify(shape)}`;
@@ -60,6 +61,32 @@ describe('npm run simulate', () => {
         }
       }
     }
+  });
+
+  it("follows main's claim strategy: each of its rules changes the claims, and together they lose fewer than before issue 12", () => {
+    // 16 consumers over two mounts draining 2,000 tasks with no task time: the contended case.
+    const contended = (strategy: Record<string, unknown>, seed = 3) =>
+      simulate(config({ hosts: 2, workers: 8, depth: 2000, taskSeconds: 0, profile: profiles.moosefs!, strategy, seed }));
+    const lostOver = (strategy: Record<string, unknown>) => [1, 2, 3, 4, 5].reduce((sum, seed) => sum + contended(strategy, seed).lostRatio, 0) / 5;
+    const now = lostOver(main);
+    const before = lostOver(loadStrategy('before-12'));
+    assert.ok(now < 0.85 * before, `main loses ${now.toFixed(3)} of its claims, before issue 12 ${before.toFixed(3)}`);
+    // Each rule, switched off alone, gives other claims (the model follows it).
+    const base = contended(main);
+    for (const set of ['replaceWhenContended=false', 'streakOnList=reset', 'enterAtRandom=false', 'tailRelistMs=0', 'jumpBase=2', 'streakMax=1000']) {
+      const other = contended(loadStrategy('main', [set]));
+      assert.ok(other.lost !== base.lost || other.listings !== base.listings, `${set}: the same ${base.lost} lost claims and ${base.listings} listings`);
+    }
+    // A loss near the end of a listing lists again instead of jumping: more listings with it.
+    assert.ok(base.listings > contended(loadStrategy('main', ['tailRelistMs=0'])).listings);
+  });
+
+  it('counts metadata calls as bench/farm.mjs --count-ops and bench:fsops do: ~3 a task for a lone consumer', () => {
+    // bench:fsops (README, Operations per message): consume + ack = 3.12 metadata calls a
+    // message on local disk (openat, rename, unlink, a share of a listing); read and close are data calls.
+    const r = simulate(config({ hosts: 1, workers: 1, depth: 2000, taskSeconds: 0, profile: profiles.local! }));
+    const perTask = (r.syscallsPerSecond * r.seconds) / r.acked;
+    assert.ok(perTask >= 3 && perTask <= 3.3, `${perTask.toFixed(2)} metadata calls a task`);
   });
 
   it('never lowers the server ops/s when workers are added while the server is not saturated', () => {
@@ -133,6 +160,35 @@ describe('npm run simulate', () => {
     fs.writeFileSync(asCount, JSON.stringify([{ ...run0, mounts: 2 }]));
     assert.deepEqual(JSON.parse(run(['--check', asFarm, '--json']).stdout)[0].figures, JSON.parse(run(['--check', asCount, '--json']).stdout)[0].figures);
     assert.equal(relError(0.01, 0, 0.02), 0, 'two small lost ratios are equal');
+  });
+
+  it("bench/farm.mjs records the machine's other load and the farm's CPU, for --check", async () => {
+    const results = await runFarm({ root: tempDir(), mounts: ['A'], consumers: [2], tasks: 60, taskMs: 0, repeat: 2 });
+    const r = results[0]!;
+    assert.equal(r.acked, 60);
+    assert.ok(r.otherLoad >= 0 && r.otherLoad <= 1, `otherLoad ${r.otherLoad}`);
+    assert.equal(r.otherLoads.length, 2);
+    assert.equal(r.throughputs.length, 2);
+    assert.ok(r.consumerCpuMsPerTask > 0, `consumers' CPU ${r.consumerCpuMsPerTask} ms a task`);
+    assert.deepEqual(r.daemonCpuMsPerTask, {}, 'local disk has no daemons');
+  });
+
+  it('sim/fixture.mjs gives each run the metadata calls per task of its --count-ops run, at its own throughput', () => {
+    const dir = tempDir();
+    const base = { fs: 'moosefs', consumers: 4, mounts: 'A,B', tasks: 1000, taskMs: 0, seconds: 1, lost: 50, claims: 1050, lostRatio: 0.0476, listings: 20, runs: 3, otherLoad: 0.1 };
+    fs.writeFileSync(join(dir, 'plain.json'), JSON.stringify([{ ...base, throughput: 1000 }, { ...base, consumers: 8, throughput: 900 }]));
+    fs.writeFileSync(join(dir, 'ops.json'), JSON.stringify([{ ...base, throughput: 800, opsPerSecond: 2480 }]));
+    const r = spawnSync(process.execPath, [join(REPO, 'sim', 'fixture.mjs'), join(dir, 'plain.json'), '--ops', join(dir, 'ops.json'), '--command', 'by hand'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.command, 'by hand');
+    assert.equal(out.runs[0].opsPerTask, 3.1);
+    assert.equal(out.runs[0].opsPerSecond, 3100);
+    assert.equal(out.runs[0].stracedThroughput, 800);
+    assert.equal(out.runs[1].opsPerSecond, undefined, 'no --count-ops run of 8 consumers');
+    const bad = spawnSync(process.execPath, [join(REPO, 'sim', 'fixture.mjs'), join(dir, 'none.json'), '--command', 'x'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /fixture: .*none\.json: ENOENT/);
   });
 
   it('refuses bad input with a message that names it, without a stack trace', () => {
