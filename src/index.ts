@@ -11,6 +11,7 @@
 export {
   Broker,
   type BrokerOptions,
+  type ClockState,
   type QueueEntry,
   type RecordsOptions,
   type RedriveOptions,

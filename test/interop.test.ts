@@ -473,14 +473,20 @@ describe('differences on a shared tree (the README table)', { skip: PYTHON === u
     assert.equal(readyFile(root, 'q').message, '');
   });
 
-  it('expiry: the original takes a lease back as soon as it runs out, each tool by its own clock; we wait expiry_grace', async () => {
+  it('expiry: the original takes a lease back as soon as it runs out, each tool by its own clock; we wait expiry_grace (5 s on the server clock, else 30 s)', async () => {
     const { root } = await tree();
-    const past = await Broker.open(root, { now: () => Date.now() - 11_000 });
-    await past.publish('q', 'ten seconds over');
-    await past.consume('q', { lease: 1 }); // ran out 10 s ago, by this host's clock
-    const broker = await Broker.open(root);
-    assert.deepEqual([(await broker.counts('q'))[0]!.expired, (await broker.clean('q'))[0]!.requeued], [0, 0]);
-    assert.equal(original('clean', root, 'q').trim(), '1');
+    const serverClock = await Broker.open(root);
+    const ownClock = await Broker.open(root, { serverClock: false });
+    const expired = async (b: Broker) => (await b.counts('q'))[0]!.expired;
+    const past = await Broker.open(root, { now: () => Date.now() - 3_000 });
+    await past.publish('q', 'two seconds over');
+    await past.consume('q', { lease: 1 }); // ran out 2 s ago, by this host's clock
+    assert.deepEqual([await expired(serverClock), await expired(ownClock)], [0, 0], 'within either grace');
+    const tenOver = await Broker.open(root, { now: () => Date.now() - 11_000 });
+    await tenOver.publish('q', 'ten seconds over');
+    await tenOver.consume('q', { lease: 1 }); // ran out 10 s ago
+    assert.deepEqual([await expired(serverClock), await expired(ownClock)], [1, 0], 'past the 5 s grace of the server clock, within the 30 s of our own');
+    assert.equal(original('clean', root, 'q').trim(), '2', 'the original takes both');
   });
 
   it('the original sorts names as text and reads priority 0 as unset when it publishes', async () => {

@@ -7,7 +7,7 @@
  */
 import { DdmqError, isDdmqError } from '../format/errors.js';
 import type { Message } from '../format/message.js';
-import { checkQueueName } from '../format/names.js';
+import { checkQueueName, isQueueName } from '../format/names.js';
 import type { RecordDetails, TaskRecord } from '../format/records.js';
 import type { Settings, SettingsLayer } from '../format/settings.js';
 import type { WorkerInfo } from '../format/presence.js';
@@ -20,6 +20,9 @@ import { registerInternals } from './internals.js';
 import type { RecordTail } from './record-reader.js';
 import type { ReleaseResult } from './requeue.js';
 import { prepareRoot, type QueueEntry, RootQueues } from './root-queues.js';
+import { CLIENT_CLOCK_GRACE, type ClockState, ServerClock } from './server-clock.js';
+import { inQueueFolder } from './folders.js';
+import { listIfExists } from './fsx.js';
 import { SettingsCache } from './settings-cache.js';
 import {
   type CleanOptions,
@@ -40,6 +43,7 @@ export type { RedriveOptions, RedriveResult } from './dead-letters.js';
 export type { BrokerOptions } from './host.js';
 export type { RecordsOptions, StatsOptions, StatsResult } from './history.js';
 export type { ReleaseResult } from './requeue.js';
+export type { ClockState } from './server-clock.js';
 export type { QueueEntry } from './root-queues.js';
 
 /**
@@ -63,6 +67,7 @@ export class Broker {
   readonly root: string;
   readonly #config: StoreConfig;
   readonly #clock: Clock;
+  readonly #serverClock: ServerClock | null;
   readonly #report: Reporter;
   readonly #settings: SettingsCache;
   readonly #folders: RootQueues;
@@ -74,10 +79,12 @@ export class Broker {
   private constructor(root: string, options: BrokerOptions) {
     this.root = root;
     const config = storeConfig(root, options);
-    const now = options.now ?? Date.now;
     this.#config = config;
-    this.#clock = { now: () => now() };
     this.#report = reporter(options.onWarning, options.log);
+    const given = options.now;
+    const server = given === undefined && (options.serverClock ?? process.env.DDMQ_SERVER_CLOCK !== '0');
+    this.#serverClock = server ? new ServerClock({ report: this.#report }) : null;
+    this.#clock = this.#serverClock ?? (given !== undefined ? { now: () => given(), grace: () => CLIENT_CLOCK_GRACE } : { now: Date.now, grace: () => CLIENT_CLOCK_GRACE });
     this.#settings = new SettingsCache(root, options.settingsTtlMs ?? 2000, config.fsync, this.#clock);
     this.#folders = new RootQueues(root, this.#settings, config.fsync, this.#report);
     this.#history = new History(root, this.#settings, this.#clock, this.#report);
@@ -146,6 +153,19 @@ export class Broker {
    * @throws {@link DdmqError} `INVALID_NAME`, `QUEUE_MISSING`, `INVALID_SETTING` (a bad ddmq.yaml), `UNSAFE_PATH`, `IO`
    */
   settings(queue?: string): Promise<Settings> {
+    // The default expiry_grace depends on the clock in force: measured first, if it never was.
+    if (this.#serverClock !== null && this.#serverClock.state().kind === 'unmeasured') {
+      // The root's: measured in its first queue (the first that is one; no queue, no measure).
+      const where = queue !== undefined ? [queue] : (listIfExists(this.root) ?? []).filter(isQueueName).sort();
+      for (const name of where) {
+        try {
+          if (this.clock(name).kind !== 'unmeasured') break;
+        } catch (err) {
+          // A queue that cannot be used (a link in its place): the next one, or the call's own error.
+          if (!isDdmqError(err) || queue !== undefined) throw err;
+        }
+      }
+    }
     return this.#settings.settings(queue);
   }
 
@@ -247,7 +267,28 @@ export class Broker {
     // Its folders must be real folders: a planted link must not lead out of the tree.
     q.checkFolders();
     this.#queues.set(name, q);
+    this.#measureClockIn(name);
     return q;
+  }
+
+  /** Tells the server clock to probe in a queue's folder (opened without following links), measuring now if it never has. */
+  #measureClockIn(name: string): void {
+    this.#serverClock?.use((probe) => inQueueFolder(this.root, name, (at) => probe(at), null));
+  }
+
+  /**
+   * Which clock this broker takes times on: the file server's (with this host's skew
+   * from it, the uncertainty, and the resolution of its stamps), this host's as a fallback
+   * (and why), not measured yet (no queue used so far), or off (`serverClock: false`, or
+   * a `now` given). See "Clocks" in the README.
+   * @param queue - measure it now, in this queue's folder, if it never was (and the queue exists)
+   * @returns where the clock stands
+   * @throws {@link DdmqError} `INVALID_NAME`
+   */
+  clock(queue?: string): ClockState {
+    if (this.#serverClock === null) return { kind: 'off' };
+    if (queue !== undefined && this.#serverClock.state().kind === 'unmeasured' && this.#folders.state(checkQueueName(queue)) === 'queue') this.#measureClockIn(queue);
+    return this.#serverClock.state();
   }
 
   // ---- messages ---------------------------------------------------------------------

@@ -33,8 +33,10 @@ export interface StoreConfig {
 
 /** The broker's clock. */
 export interface Clock {
-  /** Epoch milliseconds; replaceable in tests. */
+  /** Epoch milliseconds: the file server's clock where it is in use (server-clock.ts), else this host's; replaceable in tests. */
   now(): number;
+  /** The default `expiry_grace` in force, in seconds: smaller where the file server's clock is in use. */
+  grace(): number;
 }
 
 /** Where warnings and log lines go. */
@@ -161,10 +163,25 @@ export interface BrokerOptions {
    */
   log?: (level: 'info' | 'debug', text: string) => void;
   /**
-   * The clock, in epoch milliseconds (tests replace it to move time).
-   * @default Date.now
+   * The clock, in epoch milliseconds (tests replace it to move time). When given, it is
+   * used as it is: the file server's clock is not measured (see `serverClock`).
+   * @default Date.now, corrected to the file server's clock (see `serverClock`)
    */
   now?: () => number;
+  /**
+   * Take every time the tree holds and judges (a lease's expiry, a delayed message's due
+   * time, task records, presence files) on the file server's clock, measured from the
+   * modification time it stamps on a small temporary file this client writes in the
+   * folder of the queue in use: at first need, then every 10 minutes and when this host's
+   * clock steps. Hosts whose clocks disagree then still agree on when a lease runs out,
+   * and the default `expiry_grace` is 5 s instead of 30 s. Where the probe cannot be
+   * written (a read-only tree) or the stamps are not a usable clock, this host's clock is
+   * used, with one warning, and the default grace stays 30 s. False: always this host's
+   * clock. Ignored when `now` is given. The environment variable DDMQ_SERVER_CLOCK=0 sets
+   * the default to false (for the command line). See "Clocks" in the README.
+   * @default true
+   */
+  serverClock?: boolean;
   /**
    * The timers a waiting consume polls and times out with; tests pass timers they move by hand.
    * @default the real ones, on the monotonic clock

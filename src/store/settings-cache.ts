@@ -31,7 +31,7 @@ export class SettingsCache implements SettingsSource {
   /** Settings files by queue name; '' is the root's. */
   private readonly layers = new Map<string, CachedLayer>();
   /** Layered settings by queue, with the file layers they were made of. */
-  private readonly layered = new Map<string, { settings: Settings; root: CachedLayer; own: CachedLayer }>();
+  private readonly layered = new Map<string, { settings: Settings; root: CachedLayer; own: CachedLayer; grace: number }>();
 
   constructor(
     private readonly root: string,
@@ -49,8 +49,8 @@ export class SettingsCache implements SettingsSource {
       if (cached !== undefined) return cached;
     }
     const root = await this.layer('');
-    if (queue === undefined) return layerSettings(root);
-    return layerSettings(root, await this.layer(checkQueueName(queue)));
+    if (queue === undefined) return layerSettings(this.clockDefaults(), root);
+    return layerSettings(this.clockDefaults(), root, await this.layer(checkQueueName(queue)));
   }
 
   /**
@@ -63,16 +63,22 @@ export class SettingsCache implements SettingsSource {
     const root = this.layers.get('');
     const own = this.layers.get(queue);
     if (!root || !own || now - root.readAt >= this.ttl || now - own.readAt >= this.ttl) return undefined;
+    const grace = this.clock.grace();
     const memo = this.layered.get(queue);
-    if (memo && memo.root === root && memo.own === own) return memo.settings;
-    const settings = layerSettings(root.layer, own.layer);
-    this.layered.set(queue, { settings, root, own });
+    if (memo && memo.root === root && memo.own === own && memo.grace === grace) return memo.settings;
+    const settings = layerSettings({ expiry_grace: grace }, root.layer, own.layer);
+    this.layered.set(queue, { settings, root, own, grace });
     return settings;
   }
 
   /** The root's settings as last read, without I/O (the defaults if it was never read). */
   rootNow(): Settings {
-    return layerSettings(this.layers.get('')?.layer);
+    return layerSettings(this.clockDefaults(), this.layers.get('')?.layer);
+  }
+
+  /** The defaults that depend on the clock in force: expiry_grace (a file that sets it wins). */
+  private clockDefaults(): SettingsLayer {
+    return { expiry_grace: this.clock.grace() };
   }
 
   /** Forgets what a queue's file said (the queue was deleted, or is to be read again). */

@@ -11,6 +11,8 @@ export const settings: CommandSpec = {
   help:
     'Shows the settings in force (defaults < ROOT/ddmq.yaml < QUEUE/ddmq.yaml) and where each comes from.\n' +
     'Keys: ' + SETTING_KEYS.join(', ') + '.\n' +
+    "expiry_grace defaults to 5 s where leases are judged by the file server's clock (measured from a probe\n" +
+    "file's modification time), else 30 s; its line says which. DDMQ_SERVER_CLOCK=0 uses this host's clock.\n" +
     'Example: ddmq settings /tmp/ddmq tasks --set message_timeout=3600 --unset priority',
   args: [ROOT_ARG, { key: 'queue', description: 'the queue (default: the root)', required: false }],
   options: [
@@ -49,10 +51,12 @@ export const settings: CommandSpec = {
     const effective = await broker.settings(queue);
     const rootLayer = await broker.readSettingsFile();
     const queueLayer = queue === undefined ? {} : await broker.readSettingsFile(queue);
+    const clock = broker.clock();
+    const clockNote = clock.kind === 'server' ? "default: file server's clock in use" : clock.kind === 'fallback' ? "default: this host's clock (file server's not usable)" : "default: this host's clock";
     const rows = SETTING_KEYS.map((key) => ({
       key,
       value: effective[key],
-      from: key in queueLayer ? 'queue' : key in rootLayer ? 'root' : 'default',
+      from: key in queueLayer ? 'queue' : key in rootLayer ? 'root' : key === 'expiry_grace' ? clockNote : 'default',
     }));
     await emit(ctx, String(input.format), rows, (r) => `${r.key}: ${JSON.stringify(r.value)}  (${r.from})`);
     return EXIT.OK;
