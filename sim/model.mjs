@@ -139,8 +139,10 @@ class SharedCpu {
     this.sim.after(Math.max(0, min) / this.rate(), () => {
       if (token !== this.token) return;
       this.advance();
-      const finished = this.jobs.filter((j) => j.left <= 1e-9);
-      this.jobs = this.jobs.filter((j) => j.left > 1e-9);
+      // A job left with less than a nanosecond is done: below that, now + its time rounds to
+      // now in floating point and the clock would not move (a livelock).
+      const finished = this.jobs.filter((j) => j.left <= 1e-3);
+      this.jobs = this.jobs.filter((j) => j.left > 1e-3);
       this.schedule();
       for (const j of finished) j.done();
     });
