@@ -81,6 +81,15 @@ describe('npm run simulate', () => {
     assert.ok(base.listings > contended(loadStrategy('main', ['tailRelistMs=0'])).listings);
   });
 
+  it('does not livelock on a shared machine when a CPU job is left with a rounding error', { timeout: 30_000 }, () => {
+    // GlusterFS at latencyScale 1.4, 16 consumers on 2 shared cores: a job left with ~1e-9 µs
+    // kept the clock still (now + its time === now) before jobs under a nanosecond counted as done:
+    // without that this test never ends (the loop is synchronous; the timeout cannot fire).
+    const r = simulate({ layout: [8, 8], depth: 2000, taskSeconds: 0, profile: { ...profiles.glusterfs!, latencyScale: 1.4 }, strategy: main, seed: 1, sharedCores: 2, otherLoad: 0.2, wakeUs: 300, crowding: 1, maxSeconds: 60 });
+    assert.ok(r.drained);
+    assert.equal(r.acked, 2000);
+  });
+
   it('counts metadata calls as bench/farm.mjs --count-ops and bench:fsops do: ~3 a task for a lone consumer', () => {
     // bench:fsops (README, Operations per message): consume + ack = 3.12 metadata calls a
     // message on local disk (openat, rename, unlink, a share of a listing); read and close are data calls.
