@@ -5,7 +5,7 @@
 //      local STOP_FILE, having seen the queue drained in the server's own view (this client's
 //      may be stale). It also says "stop" on stdin, which ends a wait at once: the file is
 //      looked at only between waits, so that it adds few calls to what --count-ops counts.
-//      OUT_FILE gets { acked: [task numbers], won, lost, listings }
+//      OUT_FILE gets { acked: [task numbers], won, lost, listings, cpuMs (its CPU from go to stop) }
 //   node farm-child.mjs produce ROOT QUEUE OUT_FILE COUNT
 //      publishes COUNT messages "0" ... "COUNT-1"; OUT_FILE gets { published }
 import { existsSync, writeFileSync } from 'node:fs';
@@ -28,6 +28,7 @@ if (mode === 'consume') {
   const stopFile = arg1;
   const taskMs = Number(arg2);
   const acked = [];
+  const cpu0 = process.cpuUsage();
   while (!stopping.signal.aborted) {
     const [msg] = await broker.consume(queue, { n: 1, wait: 5, signal: stopping.signal });
     if (msg === undefined) {
@@ -38,7 +39,8 @@ if (mode === 'consume') {
     await broker.ack(msg);
     acked.push(msg.message);
   }
-  writeFileSync(outFile, JSON.stringify({ acked, won: acked.length, lost: q.lostClaims, listings: q.listings }));
+  const cpu = process.cpuUsage(cpu0);
+  writeFileSync(outFile, JSON.stringify({ acked, won: acked.length, lost: q.lostClaims, listings: q.listings, cpuMs: (cpu.user + cpu.system) / 1000 }));
 } else if (mode === 'produce') {
   const count = Number(arg1);
   const published = await broker.publishMany(queue, Array.from({ length: count }, (_, i) => String(i)));

@@ -40,11 +40,17 @@ const HELP = `usage: npm run farm -- (--rig NAME | --root DIR) [options]
   --acks DIR         keep each consumer's file (run-K-cC-I.json: { acked, won, lost, listings })
 Output, one JSON line per consumer count:
   { fs, consumers, mounts, tasks, taskMs, seconds, throughput, lost, claims, lostRatio,
-    listings, acked, duplicates, missing, runs, opsPerSecond? }
+    listings, acked, duplicates, missing, runs, opsPerSecond?, otherLoad, throughputs,
+    otherLoads, consumerCpuMsPerTask, daemonCpuMsPerTask }
   seconds: from "go" to drained (server's view); throughput: tasks per second; lost: claims
   lost to other consumers; claims: claims tried (won + lost); lostRatio: lost / claims;
   listings: listings of the ready folder made, all consumers; acked/duplicates/missing: by
-  the task numbers the consumers wrote (a run with duplicates or missing tasks exits 1).`;
+  the task numbers the consumers wrote (a run with duplicates or missing tasks exits 1).
+  otherLoad: the share of the machine's CPU (all cores) that other programs took from go to
+  drained: /proc/stat's busy time less the consumers', the harness's, strace's and the rig's
+  daemons' (by process name; other users of a shared rig count as the farm's there);
+  throughputs, otherLoads: each run's; consumerCpuMsPerTask, daemonCpuMsPerTask: CPU per task.
+  With --repeat, every figure is the median of the runs.`;
 
 /** Metadata system calls: each goes to the server on a network file system (data reads and writes do not count). */
 const METADATA_CALLS = new Set([
@@ -52,6 +58,44 @@ const METADATA_CALLS = new Set([
   'stat', 'lstat', 'newfstatat', 'statx', 'access', 'faccessat', 'faccessat2', 'getdents', 'getdents64', 'readlink', 'readlinkat',
   'link', 'linkat', 'symlink', 'symlinkat', 'utimensat', 'chmod', 'fchmodat', 'fsync', 'fdatasync',
 ]);
+
+/** The processes of each rig that serve its calls (FUSE clients, servers): their CPU is the farm's, not other programs'. */
+const DAEMONS = {
+  sshfs: /^(sshfs|ssh|sshd|sftp-server)$/,
+  glusterfs: /^(glusterfs|glusterfsd)$/,
+  moosefs: /^(mfsmount|mfsmaster|mfschunkserver)$/,
+};
+
+/** CPU time (ms) used so far by the processes whose name matches `re`, by name; and by the processes `pids`. */
+function processCpuMs(re, pids = []) {
+  const byName = {};
+  let ofPids = 0;
+  const wanted = new Set(pids.map(String));
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const isDaemon = re !== undefined && re.test(comm);
+    if (!isDaemon && !wanted.has(pid)) continue;
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ms = (Number(f[11]) + Number(f[12])) * 10; // utime + stime, in ticks of 10 ms (USER_HZ = 100)
+    if (isDaemon) byName[comm] = (byName[comm] ?? 0) + ms;
+    else ofPids += ms;
+  }
+  return { byName, ofPids };
+}
+
+/** Busy and total CPU time of the whole machine so far (ms, all cores), from /proc/stat. */
+function machineCpuMs() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  return { busy: (user + nice + system + irq + softirq + steal) * 10, total: (user + nice + system + idle + iowait + irq + softirq + steal) * 10 };
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => {
@@ -117,7 +161,7 @@ async function attachStrace(pids, outFile) {
     if (Date.now() > deadline || p.exitCode !== null) throw new Error(`strace did not attach: ${err.trim()}`);
     await sleep(20);
   }
-  return async () => {
+  const stop = async () => {
     p.kill('SIGINT');
     await exited;
     let calls = 0;
@@ -128,6 +172,8 @@ async function attachStrace(pids, outFile) {
     }
     return calls;
   };
+  stop.pid = p.pid;
+  return stop;
 }
 
 /**
@@ -155,6 +201,13 @@ export async function runOnce(target, top, { consumers, mounts, tasks, taskMs, l
     await Promise.all(all.map((k) => k.ready));
     const stopStrace = countOps ? await attachStrace(kids.map((k) => k.p.pid), join(local, 'strace.txt')) : null;
 
+    // The machine's CPU and the rig's daemons' (and strace's) from go to drained: what is
+    // left of the machine's busy time once the farm's own is taken off is other programs'.
+    const daemons = DAEMONS[target.fs];
+    const ownPids = stopStrace ? [stopStrace.pid] : [];
+    const machine0 = machineCpuMs();
+    const procs0 = processCpuMs(daemons, ownPids);
+    const self0 = process.cpuUsage();
     const started = performance.now();
     for (const k of all) k.say('go');
     const truthQ = join(target.truth, top, name, 'q');
@@ -169,6 +222,9 @@ export async function runOnce(target, top, { consumers, mounts, tasks, taskMs, l
       await sleep(target.fs === 'local' ? 20 : 100);
     }
     const seconds = (performance.now() - started) / 1000;
+    const machine1 = machineCpuMs();
+    const procs1 = processCpuMs(daemons, ownPids);
+    const selfCpu = process.cpuUsage(self0);
     const metadataCalls = stopStrace ? await stopStrace() : null;
     fs.writeFileSync(stopFile, '');
     for (const k of kids) k.say('stop');
@@ -179,19 +235,31 @@ export async function runOnce(target, top, { consumers, mounts, tasks, taskMs, l
     let won = 0;
     let lost = 0;
     let listings = 0;
+    let consumerCpuMs = 0;
     for (const [i, k] of kids.entries()) {
       const r = JSON.parse(fs.readFileSync(k.file, 'utf8'));
       if (acksDir) fs.copyFileSync(k.file, join(acksDir, `run-${tag}-c${consumers}-${i}.json`));
       won += r.won;
       lost += r.lost;
       listings += r.listings;
+      consumerCpuMs += r.cpuMs;
       for (const t of r.acked) seen.set(t, (seen.get(t) ?? 0) + 1);
     }
     const duplicates = [...seen.values()].filter((n) => n > 1).length;
     let missing = 0;
     for (let i = 0; i < tasks; i++) if (!seen.has(String(i))) missing++;
     const claims = won + lost;
-    const result = { seconds, throughput: tasks / seconds, lost, claims, lostRatio: claims ? lost / claims : 0, listings, acked: won, duplicates, missing };
+    const daemonCpuMs = {};
+    for (const [name, ms] of Object.entries(procs1.byName)) daemonCpuMs[name] = ms - (procs0.byName[name] ?? 0);
+    const farmCpuMs = consumerCpuMs + (selfCpu.user + selfCpu.system) / 1000 + Object.values(daemonCpuMs).reduce((a, b) => a + b, 0) + (procs1.ofPids - procs0.ofPids);
+    const machineMs = machine1.total - machine0.total;
+    const result = {
+      seconds, throughput: tasks / seconds, lost, claims, lostRatio: claims ? lost / claims : 0, listings, acked: won, duplicates, missing,
+      // The share of the machine (all cores) that other programs took during the run.
+      otherLoad: machineMs > 0 ? Math.min(1, Math.max(0, (machine1.busy - machine0.busy - farmCpuMs) / machineMs)) : 0,
+      consumerCpuMsPerTask: consumerCpuMs / tasks,
+      daemonCpuMsPerTask: Object.fromEntries(Object.entries(daemonCpuMs).map(([k, v]) => [k, v / tasks])),
+    };
     if (metadataCalls !== null) result.opsPerSecond = metadataCalls / seconds;
     if (keep) result.root = { a: rootOf('A'), truth: join(target.truth, top, name) };
     return result;
@@ -231,6 +299,12 @@ export async function runFarm(options) {
         runs: runs.length,
       };
       if (options.countOps) result.opsPerSecond = med('opsPerSecond');
+      result.otherLoad = med('otherLoad');
+      result.throughputs = runs.map((r) => r.throughput);
+      result.otherLoads = runs.map((r) => r.otherLoad);
+      result.consumerCpuMsPerTask = med('consumerCpuMsPerTask');
+      const names = [...new Set(runs.flatMap((r) => Object.keys(r.daemonCpuMsPerTask)))];
+      result.daemonCpuMsPerTask = Object.fromEntries(names.map((n) => [n, median(runs.map((r) => r.daemonCpuMsPerTask[n] ?? 0))]));
       results.push(result);
       options.onResult?.(result);
     }

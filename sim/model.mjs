@@ -139,8 +139,10 @@ class SharedCpu {
     this.sim.after(Math.max(0, min) / this.rate(), () => {
       if (token !== this.token) return;
       this.advance();
-      const finished = this.jobs.filter((j) => j.left <= 1e-9);
-      this.jobs = this.jobs.filter((j) => j.left > 1e-9);
+      // A job left with less than a nanosecond is done: below that, now + its time rounds to
+      // now in floating point and the clock would not move (a livelock).
+      const finished = this.jobs.filter((j) => j.left <= 1e-3);
+      this.jobs = this.jobs.filter((j) => j.left > 1e-3);
       this.schedule();
       for (const j of finished) j.done();
     });
@@ -295,8 +297,13 @@ class Listing {
   }
 }
 
-/** Syscalls (as strace counts them on the queue's paths) per model operation. */
-const SYSCALLS = { stat: 1, read: 4, rename: 1, unlink: 1, create: 4, scan: 1 };
+/**
+ * Metadata system calls per model operation, as bench/farm.mjs --count-ops and bench:fsops
+ * count them (calls by path or on a folder, and the stat family; data calls as read, write
+ * and close do not count): a read is openat (then read and close), a create openat and
+ * rename; a listing (below) openat, fstat and a getdents64 per ~450 names plus the last.
+ */
+const SYSCALLS = { stat: 1, read: 1, rename: 1, unlink: 1, create: 2, scan: 1 };
 
 /**
  * Runs one farm. `cfg`: { hosts, workers, depth, taskSeconds, profile, strategy, seed,
@@ -471,7 +478,10 @@ export function simulate(cfg) {
       if (P.listingStalenessS > 0) host.cache = { snap, size, fetchedAt: now, claimedBefore: claimedAtSnap };
     }
     const L = w.listing;
-    const next = S.refresh && L.remaining > 0 ? L.peek(claims) : -1;
+    // cursor.ts relist(): an old listing is refreshed, unless a claim was lost since it was
+    // made (replaceWhenContended: the names it jumped over are others'); then it is replaced.
+    const contended = S.replaceWhenContended && w.lostSinceListing > 0;
+    const next = S.refresh && !contended && L.remaining > 0 ? L.peek(claims) : -1;
     if (next >= 0) {
       // ReadyListing.refresh: names earlier than the next one go in front of the old rest.
       const front = next - claimedAtSnap(next);
@@ -488,7 +498,12 @@ export function simulate(cfg) {
       w.listing = fresh;
       if (S.start === 'random' && size > 1) fresh.skip(claims, Math.floor(random() * Math.min(size, S.startSpread ?? size)));
     }
-    if (S.streakResetOnList) w.losingStreak = 0;
+    w.lostSinceListing = 0;
+    // The losing streak after a listing: reset (before issue 12), or one step smaller; with a
+    // streak left, the new listing is entered at a random point of the jump window.
+    if (S.streakOnList === 'reset') w.losingStreak = 0;
+    else w.losingStreak = Math.max(0, w.losingStreak - 1);
+    if (S.enterAtRandom && w.losingStreak > 0) w.listing.skip(claims, Math.floor(random() * jumpWindow(w)));
     w.listedAt = now;
     w.listingCost = now - started;
   }
@@ -505,15 +520,24 @@ export function simulate(cfg) {
     return w.listing.size === 0 ? 'exhausted' : 'relisted';
   }
 
+  /** cursor.ts jumpWindow(): jumpBase^streak names (the exponent at most jumpMaxExp), never past half of what is left. */
+  function jumpWindow(w) {
+    return Math.min(S.jumpBase ** Math.min(S.jumpMaxExp, w.losingStreak), Math.floor(w.listing.remaining / 2) + 1);
+  }
+
+  /** cursor.ts lost(). */
   function lost(w) {
     counts.lost++;
-    // Task C's variant: the window shrinks one step per streakDecayMs without a loss.
-    if (S.streakDecayMs > 0 && w.losingStreak > 0) w.losingStreak = Math.max(0, w.losingStreak - Math.floor((now - w.lastLoss) / (S.streakDecayMs * 1e3)));
-    w.lastLoss = now;
-    w.losingStreak++;
+    w.lostSinceListing++;
+    w.losingStreak = Math.min(S.streakMax, w.losingStreak + 1);
     const L = w.listing;
-    const window = Math.min(2 ** Math.min(S.jumpMaxExp, w.losingStreak), Math.floor(L.remaining / 2) + 1);
-    L.skip(claims, Math.floor(random() * window));
+    // A loss near the listing's end (fewer names left than jumpBase^streak), in a listing at
+    // least max(tailRelistMs, 10 × its cost) old: the next claim lists again instead.
+    if (S.tailRelistMs > 0 && L.remaining < S.jumpBase ** Math.min(S.jumpMaxExp, w.losingStreak) && now - w.listedAt >= Math.max(S.tailRelistMs * 1e3, 10 * w.listingCost)) {
+      w.listedAt = -Infinity;
+      return;
+    }
+    L.skip(claims, Math.floor(random() * jumpWindow(w)));
   }
 
   /** Queue.consumeNow with n = 1: a task index or null. */
@@ -635,7 +659,7 @@ export function simulate(cfg) {
         listedAt: -Infinity,
         listingCost: 0,
         losingStreak: 0,
-        lastLoss: -Infinity,
+        lostSinceListing: 0,
         checkedAt: -Infinity,
         settingsAt: -Infinity,
         nextDelayedScan: 0,

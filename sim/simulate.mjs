@@ -35,8 +35,9 @@ Options (a comma-separated list makes a sweep; every combination is run):
                        doubling hosts) whose workers are still kept busy 90% of the time
                        (efficiency: throughput × T / workers from 10% to 50% done), and what stops the next
   --json               print JSON (one object, or an array for a sweep)
-  --check FILE         simulate each real run in FILE (JSON of bench/farm.mjs or sim/real-run.mjs)
-                       and compare: exits 1 when any figure is off by more than 25%
+  --check FILE         simulate each real run in FILE (bench/farm.mjs results, or sim/fixture.mjs's
+                       { runs }) and compare throughput, lost ratio and ops/s (metadata calls a
+                       second, when the run has them): exits 1 when any is off by more than 25%
   -h, --help           this text`;
 
 function fail(message) {
@@ -111,11 +112,12 @@ function profileOf(profiles, name) {
   return profiles[name];
 }
 
-/** The simulated counterpart of one real run (bench/farm.mjs or sim/real-run.mjs). */
+/** The simulated counterpart of one real run (bench/farm.mjs; the earlier sim/real-run.mjs wrote the same fields). */
 export function simulateRun(run, profiles, strategy, { seed = 1, sharedCores = 2, otherLoad = 0, wakeUs = profiles._machine?.wakeUs ?? 0, crowding = profiles._machine?.crowding ?? 0 } = {}) {
-  // sim/real-run.mjs writes how many mounts; bench/farm.mjs which ones ("A,B").
+  // bench/farm.mjs writes which mounts ("A,B"); the earlier sim/real-run.mjs how many.
   const count = typeof run.mounts === 'string' ? run.mounts.split(',').filter(Boolean).length : (run.mounts ?? 1);
-  const mounts = Math.max(1, Math.min(count, run.consumers));
+  // On local disk mounts A and B are one folder on one host (fs.watch sees every change).
+  const mounts = run.fs === 'local' ? 1 : Math.max(1, Math.min(count, run.consumers));
   const layout = Array.from({ length: mounts }, (_, m) => Math.floor(run.consumers / mounts) + (m < run.consumers % mounts ? 1 : 0));
   return simulate({ layout, depth: run.tasks, taskSeconds: (run.taskMs ?? 0) / 1000, profile: profiles[run.fs], strategy, seed, sharedCores, otherLoad, wakeUs, crowding });
 }
