@@ -73,12 +73,19 @@ describe('npm run simulate', () => {
     assert.ok(now < 0.85 * before, `main loses ${now.toFixed(3)} of its claims, before issue 12 ${before.toFixed(3)}`);
     // Each rule, switched off alone, gives other claims (the model follows it).
     const base = contended(main);
-    for (const set of ['replaceWhenContended=false', 'streakOnList=reset', 'enterAtRandom=false', 'tailRelistMs=0', 'jumpBase=2', 'streakMax=1000']) {
+    for (const set of ['streakOnList=reset', 'enterAtRandom=false', 'tailRelistMs=0', 'jumpBase=2', 'streakMax=1000']) {
       const other = contended(loadStrategy('main', [set]));
       assert.ok(other.lost !== base.lost || other.listings !== base.listings, `${set}: the same ${base.lost} lost claims and ${base.listings} listings`);
     }
     // A loss near the end of a listing lists again instead of jumping: more listings with it.
     assert.ok(base.listings > contended(loadStrategy('main', ['tailRelistMs=0'])).listings);
+    // An old listing is replaced, never refreshed: workers back from a minute's task do not
+    // walk into the names others took meanwhile.
+    const long = (strategy: Record<string, unknown>) =>
+      simulate(config({ hosts: 10, workers: 10, depth: 400, taskSeconds: 60, profile: profiles.moosefs!, strategy, seed: 1 })).lostRatio;
+    const replaced = long(main);
+    const refreshed = long(loadStrategy('main', ['refresh=true']));
+    assert.ok(replaced < 0.7 * refreshed, `60 s tasks: ${replaced.toFixed(3)} lost with the listing replaced, ${refreshed.toFixed(3)} refreshed`);
   });
 
   it('does not livelock on a shared machine when a CPU job is left with a rounding error', { timeout: 30_000 }, () => {

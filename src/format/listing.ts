@@ -102,38 +102,6 @@ export class ReadyListing {
   }
 
   /**
-   * This listing brought up to date with a fresh list of the folder, for a listing that has
-   * grown old: names that would be served before its next one (a higher priority, a name it
-   * skipped) go in front of the rest. Names that sort later are left for the listing after
-   * this one, when this one runs out: they would not be served earlier anyway. Without a
-   * full sort or a second array of every name, this is what keeps a consumer of a deep
-   * queue from holding two of them at once. Returns itself when nothing is earlier.
-   */
-  refresh(names: readonly string[]): ReadyListing {
-    const next = this.keys[this.cursor];
-    if (next === undefined) return ReadyListing.of(names);
-    const earlier: string[] = [];
-    for (const name of names) {
-      if (this.mode === 'plain') {
-        // Cheap for the common case: same shape, and the name itself compares.
-        if (ourShape(name) === this.prioLength) {
-          if (name < next) earlier.push(name);
-          continue;
-        }
-        if (readyKeyOf(name) === null) continue; // not a message
-      }
-      if (this.sortsBeforeNext(name)) earlier.push(name);
-    }
-    if (earlier.length === 0) return this;
-    const front = ReadyListing.of(earlier);
-    if (front.mode !== this.mode || front.prioLength !== this.prioLength) {
-      return ReadyListing.of(names); // a name of another shape: sort all again
-    }
-    const keys = front.keys.concat(this.keys.slice(this.cursor));
-    return new ReadyListing(keys, this.mode, this.prioLength);
-  }
-
-  /**
    * True if the ready name would be served before the next name of this listing (or the
    * listing is used up), so that a consumer that wrote it must list again to see it in
    * time. A name of another shape than this listing's keys counts as before.

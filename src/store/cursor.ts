@@ -40,8 +40,6 @@ export class ClaimCursor {
   listings = 0;
   /** Claims lost lately, up to 5 (each listing takes one off): each quadruples how far this consumer jumps ahead. */
   private losingStreak = 0;
-  /** Claims lost since the last listing: the listing is then replaced, not refreshed. */
-  private lostSinceListing = 0;
   /** When delayed/ is to be looked at again, and what looking cost last time. */
   private nextDelayedScan = 0;
   private delayedScanCost = 0;
@@ -194,13 +192,11 @@ export class ClaimCursor {
     this.promoteDue();
     const names = this.dirs.list(this.dirs.paths.dir);
     this.listings++;
-    // An old listing with names left is refreshed (names to serve earlier go in front),
-    // unless claims were lost since it was made: the names it jumped over are then the
-    // ones other consumers were taking, and walking into them again would lose again. A
-    // used-up one is replaced.
-    const contended = this.lostSinceListing > 0;
-    this.listing = this.listing.remaining > 0 && !contended ? this.listing.refresh(names) : ReadyListing.of(names);
-    this.lostSinceListing = 0;
+    // RACE: an old listing is replaced, never kept: the names left in it that other
+    // consumers took meanwhile (a worker back from a task of a minute finds most of them
+    // gone) would each cost a lost claim. The fresh one holds only what is ready now, in
+    // order, so a lone consumer's order is the same.
+    this.listing = ReadyListing.of(names);
     // RACE: the competition seen before is still there: the jump window is kept, a step
     // smaller, and the new listing is entered at a random point of it, not at its head
     // where the other consumers are (each losing a claim to find it out).
@@ -251,7 +247,6 @@ export class ClaimCursor {
    */
   lost(): void {
     this.lostClaims++;
-    this.lostSinceListing++;
     this.losingStreak = Math.min(5, this.losingStreak + 1);
     // RACE: near the end of its listing, where every consumer's listing ends too (the
     // newest names, the last of a draining queue), the few names left are the ones all of
