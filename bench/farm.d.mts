@@ -5,7 +5,8 @@ export interface FarmTarget {
   b: string;
   truth: string;
 }
-export interface FarmRun {
+/** The figures of one run, and of a sweep's medians. */
+export interface FarmFigures {
   seconds: number;
   throughput: number;
   lost: number;
@@ -20,6 +21,8 @@ export interface FarmRun {
   otherLoad: number;
   consumerCpuMsPerTask: number;
   daemonCpuMsPerTask: Record<string, number>;
+}
+export interface FarmRun extends FarmFigures {
   /** With `keep`: the run's root through mount A and in the server's view. */
   root?: { a: string; truth: string };
 }
@@ -35,28 +38,15 @@ export interface FarmRunOptions {
   keep?: boolean;
 }
 /** One consumer count of a sweep: the medians of its runs (bench/farm.mjs --help). */
-export interface FarmResult {
+export interface FarmResult extends FarmFigures {
   fs: string;
   consumers: number;
   mounts: string;
   tasks: number;
   taskMs: number;
-  seconds: number;
-  throughput: number;
-  lost: number;
-  claims: number;
-  lostRatio: number;
-  listings: number;
-  acked: number;
-  duplicates: number;
-  missing: number;
   runs: number;
-  opsPerSecond?: number;
-  otherLoad: number;
   throughputs: number[];
   otherLoads: number[];
-  consumerCpuMsPerTask: number;
-  daemonCpuMsPerTask: Record<string, number>;
 }
 export interface FarmOptions {
   rig?: string;
