@@ -303,6 +303,17 @@ describe('network file system behaviour', () => {
     assert.deepEqual(got.map((m) => m.text), ['third']);
     assert.equal(queue.lostClaims, lostBefore + 1);
   });
+
+  it('a queue counts the listings it made to claim from (what the farm harness reports)', async () => {
+    const { broker } = await fresh();
+    for (let i = 0; i < 5; i++) await broker.publish('q', i);
+    const queue = await brokerInternals(broker).queue('q');
+    const before = queue.listings;
+    assert.equal((await broker.consume('q', { n: 5, skipCleaning: true })).length, 5);
+    assert.equal(queue.listings, before + 1, 'one listing for five messages');
+    assert.deepEqual(await broker.consume('q', { skipCleaning: true }), []);
+    assert.equal(queue.listings, before + 2, 'used up: listed again, and found nothing');
+  });
 });
 
 describe('ack, nack, extend', () => {
