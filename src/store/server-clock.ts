@@ -189,8 +189,12 @@ export class ServerClock implements Clock {
 
   /** Epoch ms (whole) on the server's clock when it is in use, else on this host's. Measures again when due. */
   now(): number {
-    if (this.where !== null && this.due()) this.measure();
-    const mono = this.mono();
+    // One reading of the monotonic clock serves the check and the answer (claims take the time per message).
+    let mono = this.mono();
+    if (this.where !== null && this.due(mono)) {
+      this.measure();
+      mono = this.mono();
+    }
     // Whole ms, as Date.now gives them (task records hold integers).
     return this.span === null ? this.wall() : Math.floor(mono + (this.span.lo + this.span.hi) / 2);
   }
@@ -231,9 +235,8 @@ export class ServerClock implements Clock {
   }
 
   /** Whether a measurement is due: never made, older than refreshMs, or this host's clock stepped. */
-  private due(): boolean {
+  private due(mono = this.mono()): boolean {
     if (this.measuring) return false;
-    const mono = this.mono();
     if (mono - this.triedAt >= this.refreshMs) return true;
     return this.span !== null && Math.abs(this.wall() - mono - this.wallMinusMono) > STEP_MS;
   }
