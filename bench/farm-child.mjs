@@ -5,7 +5,8 @@
 //      local STOP_FILE, having seen the queue drained in the server's own view (this client's
 //      may be stale). It also says "stop" on stdin, which ends a wait at once: the file is
 //      looked at only between waits, so that it adds few calls to what --count-ops counts.
-//      OUT_FILE gets { acked: [task numbers], won, lost, listings, cpuMs (its CPU from go to stop) }
+//      OUT_FILE gets { acked: [task numbers], won, lost, listings, cpuMs (its CPU from go to stop),
+//      lostAt: [[tasks acked so far, claims lost in that consume, listings so far]] (where the losses were) }
 //   node farm-child.mjs produce ROOT QUEUE OUT_FILE COUNT
 //      publishes COUNT messages "0" ... "COUNT-1"; OUT_FILE gets { published }
 import { existsSync, writeFileSync } from 'node:fs';
@@ -29,8 +30,11 @@ if (mode === 'consume') {
   const taskMs = Number(arg2);
   const acked = [];
   const cpu0 = process.cpuUsage();
+  const lostAt = [];
+  let lastLost = 0;
   while (!stopping.signal.aborted) {
     const [msg] = await broker.consume(queue, { n: 1, wait: 5, signal: stopping.signal });
+    if (q.lostClaims !== lastLost) { lostAt.push([acked.length, q.lostClaims - lastLost, q.listings]); lastLost = q.lostClaims; }
     if (msg === undefined) {
       if (existsSync(stopFile)) break;
       continue;
@@ -40,7 +44,7 @@ if (mode === 'consume') {
     acked.push(msg.message);
   }
   const cpu = process.cpuUsage(cpu0);
-  writeFileSync(outFile, JSON.stringify({ acked, won: acked.length, lost: q.lostClaims, listings: q.listings, cpuMs: (cpu.user + cpu.system) / 1000 }));
+  writeFileSync(outFile, JSON.stringify({ acked, won: acked.length, lost: q.lostClaims, listings: q.listings, lostAt, cpuMs: (cpu.user + cpu.system) / 1000 }));
 } else if (mode === 'produce') {
   const count = Number(arg1);
   const published = await broker.publishMany(queue, Array.from({ length: count }, (_, i) => String(i)));

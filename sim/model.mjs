@@ -520,9 +520,14 @@ export function simulate(cfg) {
     return w.listing.size === 0 ? 'exhausted' : 'relisted';
   }
 
-  /** cursor.ts jumpWindow(): jumpBase^streak names (the exponent at most jumpMaxExp), never past half of what is left. */
+  /**
+   * cursor.ts jumpWindow(): jumpBase^streak names (the exponent at most jumpMaxExp), never
+   * past the last name left (jumpCap 'all'), or (before) never past half of what is left.
+   */
   function jumpWindow(w) {
-    return Math.min(S.jumpBase ** Math.min(S.jumpMaxExp, w.losingStreak), Math.floor(w.listing.remaining / 2) + 1);
+    const most = S.jumpBase ** Math.min(S.jumpMaxExp, w.losingStreak);
+    const left = w.listing.remaining;
+    return S.jumpCap === 'half' ? Math.min(most, Math.floor(left / 2) + 1) : Math.max(1, Math.min(most, left));
   }
 
   /** cursor.ts lost(). */
@@ -533,7 +538,9 @@ export function simulate(cfg) {
     const L = w.listing;
     // A loss near the listing's end (fewer names left than jumpBase^streak), in a listing at
     // least max(tailRelistMs, 10 × its cost) old: the next claim lists again instead.
-    if (S.tailRelistMs > 0 && L.remaining < S.jumpBase ** Math.min(S.jumpMaxExp, w.losingStreak) && now - w.listedAt >= Math.max(S.tailRelistMs * 1e3, 10 * w.listingCost)) {
+    // The listing's cost: the last one's, scaled to the names left in it (tailCost 'scaled'), or as it was ('full').
+    const costNow = S.tailCost === 'full' ? w.listingCost : (w.listingCost * (L.remaining + 1)) / Math.max(1, L.size);
+    if (S.tailRelistMs > 0 && L.remaining < S.jumpBase ** Math.min(S.jumpMaxExp, w.losingStreak) && now - w.listedAt >= Math.max(S.tailRelistMs * 1e3, 10 * costNow)) {
       w.listedAt = -Infinity;
       return;
     }

@@ -304,6 +304,32 @@ describe('network file system behaviour', () => {
     assert.equal(queue.lostClaims, lostBefore + 1);
   });
 
+  it('losing the claims near the end of an old listing lists again within ms, not after a tenth of a second', async () => {
+    // A draining queue's tail: the consumer's listing of 200 names is 20 ms old, and other
+    // clients took all but the last 3 meanwhile. It loses a few claims, then lists again
+    // and takes what is there; walking the taken names it would lose each (196).
+    const clock = manualClock();
+    const { broker, dir } = await fresh({ now: clock.now });
+    await broker.publishMany('q', Array.from({ length: 200 }, (_, i) => i));
+    const queue = await brokerInternals(broker).queue('q');
+    assert.equal((await broker.consume('q', { skipCleaning: true }))[0]!.message, 0);
+    const away = tempDir('ddmq-taken-');
+    for (const n of ls(dir).filter((f) => f.includes('.ddmq'))) {
+      const i = JSON.parse(fs.readFileSync(join(dir, n), 'utf8')).message as number;
+      if (i < 197) fs.renameSync(join(dir, n), join(away, n));
+    }
+    clock.advance(20);
+    const random = Math.random;
+    Math.random = () => 0; // no jump ahead: each taken name is tried in turn
+    try {
+      const got = await broker.consume('q', { n: 3, skipCleaning: true });
+      assert.deepEqual(got.map((m) => m.message), [197, 198, 199]);
+    } finally {
+      Math.random = random;
+    }
+    assert.ok(queue.lostClaims <= 6, `${queue.lostClaims} claims lost`);
+  });
+
   it('a queue counts the listings it made to claim from (what the farm harness reports)', async () => {
     const { broker } = await fresh();
     for (let i = 0; i < 5; i++) await broker.publish('q', i);

@@ -73,12 +73,17 @@ describe('npm run simulate', () => {
     assert.ok(now < 0.85 * before, `main loses ${now.toFixed(3)} of its claims, before issue 12 ${before.toFixed(3)}`);
     // Each rule, switched off alone, gives other claims (the model follows it).
     const base = contended(main);
-    for (const set of ['streakOnList=reset', 'enterAtRandom=false', 'tailRelistMs=0', 'jumpBase=2', 'streakMax=1000']) {
+    for (const set of ['streakOnList=reset', 'enterAtRandom=false', 'tailRelistMs=0', 'tailCost=full', 'jumpCap=half', 'jumpBase=2', 'streakMax=1000']) {
       const other = contended(loadStrategy('main', [set]));
       assert.ok(other.lost !== base.lost || other.listings !== base.listings, `${set}: the same ${base.lost} lost claims and ${base.listings} listings`);
     }
     // A loss near the end of a listing lists again instead of jumping: more listings with it.
     assert.ok(base.listings > contended(loadStrategy('main', ['tailRelistMs=0'])).listings);
+    // The last names of a draining queue: a listing again timed by what listing them costs,
+    // and jumps over all that is left, lose fewer than the rules before (timed by the whole
+    // listing's cost, at least 100 ms apart; jumps within half of what is left).
+    const tail = lostOver(loadStrategy('main', ['tailRelistMs=100', 'tailCost=full', 'jumpCap=half']));
+    assert.ok(now < 0.85 * tail, `main loses ${now.toFixed(3)} of its claims, with the tail rules before ${tail.toFixed(3)}`);
     // An old listing is replaced, never refreshed: workers back from a minute's task do not
     // walk into the names others took meanwhile.
     const long = (strategy: Record<string, unknown>) =>

@@ -26,7 +26,7 @@ export const IDLE_DELAYED_MS = 5000;
  */
 export const IDLE_FULL_MS = 30_000;
 /** The youngest listing a consumer that loses near its end lists again, in ms (see lost()). */
-const TAIL_RELIST_MS = 100;
+const TAIL_RELIST_MS = 5;
 
 export class ClaimCursor {
   private listing = ReadyListing.EMPTY;
@@ -251,8 +251,13 @@ export class ClaimCursor {
     // RACE: near the end of its listing, where every consumer's listing ends too (the
     // newest names, the last of a draining queue), the few names left are the ones all of
     // them are trying: a new listing, which leaves out what was taken, costs less than
-    // losing each. Not more often than listing would cost a tenth of the time.
-    if (this.listing.remaining < 4 ** this.losingStreak && this.clock.now() - this.listedAt >= Math.max(TAIL_RELIST_MS, 10 * this.listingCost)) {
+    // losing each. Not more often than listing would cost a tenth of the time, the cost
+    // being the last listing's scaled to the names left in it: the folder has shrunk as
+    // much, and a listing of a draining queue's last names is cheap (waiting for a tenth
+    // of what listing all of it cost would mean losing claims meanwhile). A guess that is
+    // too low costs one listing: the next is then timed by what that one took.
+    const cost = (this.listingCost * (this.listing.remaining + 1)) / Math.max(1, this.listing.size);
+    if (this.listing.remaining < 4 ** this.losingStreak && this.clock.now() - this.listedAt >= Math.max(TAIL_RELIST_MS, 10 * cost)) {
       this.listedAt = -Infinity; // next() lists again
       return;
     }
@@ -262,10 +267,12 @@ export class ClaimCursor {
   /**
    * How far a consumer that keeps losing jumps ahead at most: 4, 16, 64, 256, 1,024 names
    * (quadrupled for every claim lost lately, so that sixteen consumers that start
-   * together at the head are spread after two or three losses each), never past half of
-   * what is left: jumping off the end would mean listing the folder again.
+   * together at the head are spread after two or three losses each), never past the last
+   * name left: jumping off the end would end the listing (and could end a consume that
+   * may not list again with nothing). Capped at half of what is left, consumers would
+   * crowd into the first half of the last names of a draining queue.
    */
   private jumpWindow(): number {
-    return Math.min(4 ** this.losingStreak, Math.floor(this.listing.remaining / 2) + 1);
+    return Math.max(1, Math.min(4 ** this.losingStreak, this.listing.remaining));
   }
 }
