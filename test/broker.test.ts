@@ -330,6 +330,36 @@ describe('network file system behaviour', () => {
     assert.ok(queue.lostClaims <= 6, `${queue.lostClaims} claims lost`);
   });
 
+  it('a claim lost makes the next listings start at a random point, until 64 claims are won in a row', async () => {
+    // A worker back from a task lists again: were the window forgotten at a listing, it would
+    // start at the head, where the other workers are. Won claims take it back to exact order.
+    const clock = manualClock();
+    const { broker, dir } = await fresh({ now: clock.now });
+    await broker.publishMany('q', Array.from({ length: 300 }, (_, i) => i));
+    const take = async () => (await broker.consume('q', { skipCleaning: true }))[0]!.message as number;
+    const relisted = async () => {
+      clock.advance(1100); // the listing is older than listingIntervalMs: the next consume lists
+      return take();
+    };
+    const random = Math.random;
+    Math.random = () => 0.99;
+    try {
+      assert.equal(await take(), 0);
+      // Another client takes message 1 first: the claim is lost, and the consumer jumps.
+      const one = ls(dir).find((n) => n.includes('.ddmq') && JSON.parse(fs.readFileSync(join(dir, n), 'utf8')).message === 1)!;
+      fs.renameSync(join(dir, one), join(tempDir('ddmq-taken-'), one));
+      assert.equal(await take(), 9, 'lost 1, jumped over 7 of the next 8');
+      // A new listing (the skipped 2-8 first) is entered at a random point of the window.
+      assert.equal(await relisted(), 9 + 7 + 1 - 7, 'entered 7 names in, not at the head');
+      for (let i = 0; i < 61; i++) await take(); // 63 claims won since the loss
+      assert.notEqual(await relisted(), 2, 'the 64th: still entered at a random point');
+      // The 64th claim won in a row took the streak to 0: the next listing starts at its head.
+      assert.equal(await relisted(), 2, 'exact order again');
+    } finally {
+      Math.random = random;
+    }
+  });
+
   it('a queue counts the listings it made to claim from (what the farm harness reports)', async () => {
     const { broker } = await fresh();
     for (let i = 0; i < 5; i++) await broker.publish('q', i);

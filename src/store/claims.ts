@@ -42,6 +42,7 @@ export class Claimer {
       this.cursor.lost();
       return null;
     }
+    this.cursor.won();
     const msg = this.readClaimed(inFlight);
     if (msg === null) return null;
     // The message's own lease applies when the call did not set one; it is only known now.

@@ -27,6 +27,12 @@ export const IDLE_DELAYED_MS = 5000;
 export const IDLE_FULL_MS = 30_000;
 /** The youngest listing a consumer that loses near its end lists again, in ms (see lost()). */
 const TAIL_RELIST_MS = 5;
+/** How much a consumer's jump window grows with each claim lost lately (see jumpWindow()). */
+const JUMP_BASE = 8;
+/** The most claims lost lately that count: the jump window is at most JUMP_BASE^5 = 32,768 names. */
+const STREAK_MAX = 5;
+/** Claims won in a row that take one off the losing streak (see won()). */
+const WINS_PER_STEP = 64;
 
 export class ClaimCursor {
   private listing = ReadyListing.EMPTY;
@@ -38,8 +44,10 @@ export class ClaimCursor {
   lostClaims = 0;
   /** Listings of the ready folder this queue object made (a measure of metadata traffic). */
   listings = 0;
-  /** Claims lost lately, up to 5 (each listing takes one off): each quadruples how far this consumer jumps ahead. */
+  /** Claims lost lately, up to STREAK_MAX (WINS_PER_STEP claims won in a row take one off): each multiplies how far this consumer jumps ahead by JUMP_BASE. */
   private losingStreak = 0;
+  /** Claims won since the last lost one, or since the streak last went down. */
+  private winsInRow = 0;
   /** When delayed/ is to be looked at again, and what looking cost last time. */
   private nextDelayedScan = 0;
   private delayedScanCost = 0;
@@ -177,7 +185,6 @@ export class ClaimCursor {
     }
     this.listing = listing;
     this.listedAt = now;
-    this.losingStreak = 0;
     this.readyMark.forget();
     return true;
   }
@@ -197,10 +204,10 @@ export class ClaimCursor {
     // gone) would each cost a lost claim. The fresh one holds only what is ready now, in
     // order, so a lone consumer's order is the same.
     this.listing = ReadyListing.of(names);
-    // RACE: the competition seen before is still there: the jump window is kept, a step
-    // smaller, and the new listing is entered at a random point of it, not at its head
-    // where the other consumers are (each losing a claim to find it out).
-    this.losingStreak = Math.max(0, this.losingStreak - 1);
+    // RACE: the competition seen before is still there: the new listing is entered at a
+    // random point of the jump window, not at its head where the other consumers are (each
+    // losing a claim to find it out). A worker back from a task lists again, so a window
+    // that shrank with every listing would bring it back to the head after a few tasks.
     if (this.losingStreak > 0) this.listing.skip(Math.floor(Math.random() * this.jumpWindow()));
     this.listedAt = this.clock.now();
     this.fullAt = startedAt;
@@ -243,11 +250,13 @@ export class ClaimCursor {
    * lately (jumpWindow). Consumers spread out over the listing, each walks a stretch of its
    * own and rarely meets another; the names one jumps over are taken by the consumer
    * behind, which walks into them, or found at a later listing. So order is kept to within
-   * the window, and exactly when there is no competition (a lone consumer never loses).
+   * the window, and exactly when there is no competition (a lone consumer never loses;
+   * one left alone is back to exact order after WINS_PER_STEP claims per step of its streak).
    */
   lost(): void {
     this.lostClaims++;
-    this.losingStreak = Math.min(5, this.losingStreak + 1);
+    this.losingStreak = Math.min(STREAK_MAX, this.losingStreak + 1);
+    this.winsInRow = 0;
     // RACE: near the end of its listing, where every consumer's listing ends too (the
     // newest names, the last of a draining queue), the few names left are the ones all of
     // them are trying: a new listing, which leaves out what was taken, costs less than
@@ -257,7 +266,7 @@ export class ClaimCursor {
     // of what listing all of it cost would mean losing claims meanwhile). A guess that is
     // too low costs one listing: the next is then timed by what that one took.
     const cost = (this.listingCost * (this.listing.remaining + 1)) / Math.max(1, this.listing.size);
-    if (this.listing.remaining < 4 ** this.losingStreak && this.clock.now() - this.listedAt >= Math.max(TAIL_RELIST_MS, 10 * cost)) {
+    if (this.listing.remaining < JUMP_BASE ** this.losingStreak && this.clock.now() - this.listedAt >= Math.max(TAIL_RELIST_MS, 10 * cost)) {
       this.listedAt = -Infinity; // next() lists again
       return;
     }
@@ -265,14 +274,26 @@ export class ClaimCursor {
   }
 
   /**
-   * How far a consumer that keeps losing jumps ahead at most: 4, 16, 64, 256, 1,024 names
-   * (quadrupled for every claim lost lately, so that sixteen consumers that start
-   * together at the head are spread after two or three losses each), never past the last
-   * name left: jumping off the end would end the listing (and could end a consume that
-   * may not list again with nothing). Capped at half of what is left, consumers would
-   * crowd into the first half of the last names of a draining queue.
+   * A claim won: WINS_PER_STEP of them in a row take one off the losing streak, so that a
+   * consumer left alone comes back to exact order, and one among many keeps its window for
+   * as long as it keeps meeting the others now and then.
+   */
+  won(): void {
+    if (this.losingStreak > 0 && ++this.winsInRow >= WINS_PER_STEP) {
+      this.losingStreak--;
+      this.winsInRow = 0;
+    }
+  }
+
+  /**
+   * How far a consumer that keeps losing jumps ahead at most: 8, 64, 512, 4,096, 32,768
+   * names (eightfold for every claim lost lately, so that sixteen consumers that start
+   * together at the head are spread after two losses each, and ten thousand after five),
+   * never past the last name left: jumping off the end would end the listing (and could
+   * end a consume that may not list again with nothing). Capped at half of what is left,
+   * consumers would crowd into the first half of the last names of a draining queue.
    */
   private jumpWindow(): number {
-    return Math.max(1, Math.min(4 ** this.losingStreak, this.listing.remaining));
+    return Math.max(1, Math.min(JUMP_BASE ** this.losingStreak, this.listing.remaining));
   }
 }
