@@ -502,7 +502,7 @@ export function simulate(cfg) {
     // The losing streak after a listing: reset (before issue 12), or one step smaller; with a
     // streak left, the new listing is entered at a random point of the jump window.
     if (S.streakOnList === 'reset') w.losingStreak = 0;
-    else w.losingStreak = Math.max(0, w.losingStreak - 1);
+    else if (S.streakOnList === 'decrement') w.losingStreak = Math.max(0, w.losingStreak - 1);
     if (S.enterAtRandom && w.losingStreak > 0) w.listing.skip(claims, Math.floor(random() * jumpWindow(w)));
     w.listedAt = now;
     w.listingCost = now - started;
@@ -535,6 +535,7 @@ export function simulate(cfg) {
     counts.lost++;
     w.lostSinceListing++;
     w.losingStreak = Math.min(S.streakMax, w.losingStreak + 1);
+    w.winsInRow = 0;
     const L = w.listing;
     // A loss near the listing's end (fewer names left than jumpBase^streak), in a listing at
     // least max(tailRelistMs, 10 × its cost) old: the next claim lists again instead.
@@ -564,6 +565,10 @@ export function simulate(cfg) {
         continue;
       }
       counts.claims++;
+      if (S.winsPerStep > 0 && w.losingStreak > 0 && ++w.winsInRow >= S.winsPerStep) {
+        w.losingStreak--;
+        w.winsInRow = 0;
+      }
       // sshfs forgets its cached listing of a folder this mount changed.
       if (P.invalidateOwnChanges) hosts[h].cache = null;
       wakeIdle(h);
@@ -609,9 +614,23 @@ export function simulate(cfg) {
     return false;
   }
 
+  /**
+   * A consumer's first consume: the server clock measured (server-clock.ts: a probe file
+   * created, looked at and removed in the queue folder; twice where the server stamps whole
+   * seconds) and the queue cleaned (clean.ts: its folders opened and looked at, work/ listed
+   * twice and the queue folder once). strace of a first consume on local disk.
+   */
+  function* startUp(w, h) {
+    const looks = S.startStats + (P.wholeSecondStamps ? S.probeStats : 0);
+    for (let k = 0; k < looks; k++) yield op(h, 'stat');
+    for (let k = 0; k < S.startSmallListings; k++) yield op(h, 'readdir', null, 0);
+    if (S.startListsQueue) yield op(h, 'readdir', null, D - claims.claimed);
+  }
+
   function* worker(w, h) {
     // Start-up spread: processes of a job array do not all start in one microsecond.
     yield sleep(random() * (cfg.startSpreadSeconds != null ? cfg.startSpreadSeconds * 1e6 : S.startSpreadMs * 1e3));
+    yield* startUp(w, h);
     while (drainedAt === null) {
       if (!(yield* statFirst(w, h))) {
         yield* idleWait(w, h);
@@ -666,6 +685,7 @@ export function simulate(cfg) {
         listedAt: -Infinity,
         listingCost: 0,
         losingStreak: 0,
+        winsInRow: 0,
         lostSinceListing: 0,
         checkedAt: -Infinity,
         settingsAt: -Infinity,

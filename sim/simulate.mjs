@@ -113,7 +113,7 @@ function profileOf(profiles, name) {
 }
 
 /** The simulated counterpart of one real run (bench/farm.mjs; the earlier sim/real-run.mjs wrote the same fields). */
-export function simulateRun(run, profiles, strategy, { seed = 1, sharedCores = 2, otherLoad = 0, wakeUs = profiles._machine?.wakeUs ?? 0, crowding = profiles._machine?.crowding ?? 0 } = {}) {
+export function simulateRun(run, profiles, strategy, { seed = 1, sharedCores = 2, otherLoad = 0, wakeUs = profiles._machine?.wakeUs ?? 0, crowding = profiles[run.fs]?.crowding ?? profiles._machine?.crowding ?? 0 } = {}) {
   // bench/farm.mjs writes which mounts ("A,B"); the earlier sim/real-run.mjs how many.
   const count = typeof run.mounts === 'string' ? run.mounts.split(',').filter(Boolean).length : (run.mounts ?? 1);
   // On local disk mounts A and B are one folder on one host (fs.watch sees every change).

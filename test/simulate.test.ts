@@ -47,7 +47,7 @@ describe('npm run simulate', () => {
 
   it('does every task exactly once, on every profile and strategy, with stale listings too', () => {
     for (const fsName of ['local', 'sshfs', 'glusterfs', 'moosefs', 'nfs-assumed']) {
-      for (const strategy of ['main', 'before-12', 'i12-poll']) {
+      for (const strategy of ['main', 'before-12']) {
         for (const shape of [{ hosts: 1, workers: 1 }, { hosts: 3, workers: 5 }, { hosts: 8, workers: 2, sharedCores: 2 }]) {
           const r = simulate(config({ ...shape, depth: 300, taskSeconds: 0.02, profile: profiles[fsName]!, strategy: loadStrategy(strategy) }));
           const what = `${fsName} ${strategy} ${JSON.stringify(shape)}`;
@@ -73,7 +73,7 @@ describe('npm run simulate', () => {
     assert.ok(now < 0.85 * before, `main loses ${now.toFixed(3)} of its claims, before issue 12 ${before.toFixed(3)}`);
     // Each rule, switched off alone, gives other claims (the model follows it).
     const base = contended(main);
-    for (const set of ['streakOnList=reset', 'enterAtRandom=false', 'tailRelistMs=0', 'tailCost=full', 'jumpCap=half', 'jumpBase=2', 'streakMax=1000']) {
+    for (const set of ['streakOnList=reset', 'streakOnList=decrement', 'winsPerStep=0', 'enterAtRandom=false', 'tailRelistMs=0', 'tailCost=full', 'jumpCap=half', 'jumpBase=2', 'jumpMaxExp=3']) {
       const other = contended(loadStrategy('main', [set]));
       assert.ok(other.lost !== base.lost || other.listings !== base.listings, `${set}: the same ${base.lost} lost claims and ${base.listings} listings`);
     }
@@ -134,12 +134,12 @@ describe('npm run simulate', () => {
     assert.ok(bigger.throughput < 1.2 * r.throughput, `twice the workers, about the same throughput: ${r.throughput} → ${bigger.throughput}`);
   });
 
-  it('--check compares the stored real runs: lost ratios match, throughput and ops/s within 25% in about half', (t) => {
+  it('--check compares the stored real runs: 37 of 40 within 25% on every figure, 39 on lost ratio', (t) => {
     // The stored runs (bench/farm.mjs through sim/measure.sh; the command is in the file): local
     // disk and each rig, 1-16 consumers, tasks of 0 and 10 ms, medians of 3 repeats, the
-    // machine's other load measured during each (0-90%: other sessions' suites ran meanwhile),
-    // metadata calls per task from --count-ops twins. Not all within 25% (sim/README.md says
-    // which are not): the test holds what the model achieves on them.
+    // machine's other load measured during each (0-10%: a quiet machine), metadata calls per
+    // task from --count-ops twins. Three are not within 25% (sim/README.md says which and
+    // why): the test holds what the model achieves on them.
     const stored = JSON.parse(fs.readFileSync(FIXTURE, 'utf8'));
     assert.match(stored.command, /sim\/measure\.sh/);
     assert.equal(stored.runs.length, 40);
@@ -157,14 +157,17 @@ describe('npm run simulate', () => {
     for (const row of rows) {
       const { throughput, lostRatio, opsPerSecond } = row.figures;
       t.diagnostic(`${row.fs} ${row.consumers} consumers, ${row.taskMs} ms: throughput ${throughput!.predicted}/${throughput!.measured}, lost ${lostRatio!.predicted}/${lostRatio!.measured}, ops/s ${opsPerSecond!.predicted}/${opsPerSecond!.measured}`);
-      assert.ok(Math.abs(throughput!.error) <= 0.75, `${row.fs} ${row.consumers}: throughput off by ${throughput!.error}`);
-      assert.ok(Math.abs(lostRatio!.predicted - lostRatio!.measured) <= 0.08, `${row.fs} ${row.consumers}: lost ratio ${lostRatio!.predicted} vs ${lostRatio!.measured}`);
+      assert.ok(Math.abs(throughput!.error) <= 0.45, `${row.fs} ${row.consumers}: throughput off by ${throughput!.error}`);
+      assert.ok(Math.abs(lostRatio!.predicted - lostRatio!.measured) <= 0.03, `${row.fs} ${row.consumers}: lost ratio ${lostRatio!.predicted} vs ${lostRatio!.measured}`);
       if (Math.abs(lostRatio!.error) <= 0.25) lostWithin++;
       assert.equal(row.ok, Object.values(row.figures).every((f) => Math.abs(f.error) <= 0.25));
     }
-    assert.ok(lostWithin >= 36, `lost ratio within 25% in ${lostWithin} of ${rows.length}`);
+    assert.ok(lostWithin >= 39, `lost ratio within 25% in ${lostWithin} of ${rows.length}`);
     const within = rows.filter((row) => row.ok).length;
-    assert.ok(within >= 16, `${within} of ${rows.length} within 25% on every figure`);
+    assert.ok(within >= 37, `${within} of ${rows.length} within 25% on every figure`);
+    // The three that are not: a lone consumer with no task time on MooseFS and on local disk
+    // (throughput), 16 on local disk (lost ratio, 2 points apart).
+    assert.deepEqual(rows.filter((row) => !row.ok).map((row) => `${row.fs} ${row.consumers} ${row.taskMs}`).sort(), ['local 1 0', 'local 16 0', 'moosefs 1 0']);
     assert.match(r.stdout, new RegExp(`${within} of ${rows.length} runs within 25%`));
     assert.equal(r.status, within === rows.length ? 0 : 1);
     // The runs tell the strategies apart: the cursor before issue 12 matches far fewer.
