@@ -499,6 +499,7 @@ export function simulate(cfg) {
       if (S.start === 'random' && size > 1) fresh.skip(claims, Math.floor(random() * Math.min(size, S.startSpread ?? size)));
     }
     w.lostSinceListing = 0;
+    w.wonSinceListing = 0;
     // The losing streak after a listing: reset (before issue 12), or one step smaller; with a
     // streak left, the new listing is entered at a random point of the jump window.
     if (S.streakOnList === 'reset') w.losingStreak = 0;
@@ -541,7 +542,9 @@ export function simulate(cfg) {
     // least max(tailRelistMs, 10 × its cost) old: the next claim lists again instead.
     // The listing's cost: the last one's, scaled to the names left in it (tailCost 'scaled'), or as it was ('full').
     const costNow = S.tailCost === 'full' ? w.listingCost : (w.listingCost * (L.remaining + 1)) / Math.max(1, L.size);
-    if (S.tailRelistMs > 0 && L.remaining < S.jumpBase ** Math.min(S.jumpMaxExp, w.losingStreak) && now - w.listedAt >= Math.max(S.tailRelistMs * 1e3, 10 * costNow)) {
+    // tailNeedsWin: only once a claim was won from this listing (a listing of nothing but
+    // losses may be a mount's stale cache).
+    if (S.tailRelistMs > 0 && (!S.tailNeedsWin || w.wonSinceListing > 0) && L.remaining < S.jumpBase ** Math.min(S.jumpMaxExp, w.losingStreak) && now - w.listedAt >= Math.max(S.tailRelistMs * 1e3, 10 * costNow)) {
       w.listedAt = -Infinity;
       return;
     }
@@ -565,6 +568,7 @@ export function simulate(cfg) {
         continue;
       }
       counts.claims++;
+      w.wonSinceListing++;
       if (S.winsPerStep > 0 && w.losingStreak > 0 && ++w.winsInRow >= S.winsPerStep) {
         w.losingStreak--;
         w.winsInRow = 0;
@@ -686,6 +690,7 @@ export function simulate(cfg) {
         listingCost: 0,
         losingStreak: 0,
         winsInRow: 0,
+        wonSinceListing: 0,
         lostSinceListing: 0,
         checkedAt: -Infinity,
         settingsAt: -Infinity,

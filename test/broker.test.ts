@@ -330,6 +330,28 @@ describe('network file system behaviour', () => {
     assert.ok(queue.lostClaims <= 6, `${queue.lostClaims} claims lost`);
   });
 
+  it('a listing that keeps showing names already gone (a stale cache) ends the consume, not a loop of listings', async () => {
+    // sshfs (~20 s) and NFS (acdirmax) may serve a folder's old listing: every name in it was
+    // taken through another mount. Each claim is lost; listing again near the end is only
+    // worth it after a claim was won from the last listing, else the consume would list
+    // and lose in a loop for as long as the cache lasts.
+    let t = Date.now();
+    const { broker, dir } = await fresh({ now: () => (t += 2) }); // a slow file system: 2 ms a call
+    const phantoms = Array.from({ length: 40 }, (_, i) => `999.${String(17961312922415320000 + i * 10000)}.ddmq${'a'.repeat(30)}${String(i).padStart(2, '0')}`);
+    let listings = 0;
+    const restore = patchFs('readdirSync', (orig) => ((path: fs.PathLike, options?: unknown) => {
+      if (String(path) !== dir) return orig(path, options as never);
+      if (++listings > 20) throw new Error('listed the folder 20 times in one consume');
+      return phantoms;
+    }) as typeof fs.readdirSync);
+    try {
+      assert.deepEqual(await broker.consume('q', { skipCleaning: true }), []);
+    } finally {
+      restore();
+    }
+    assert.ok(listings <= 3, `${listings} listings`);
+  });
+
   it('a claim lost makes the next listings start at a random point, until 64 claims are won in a row', async () => {
     // A worker back from a task lists again: were the window forgotten at a listing, it would
     // start at the head, where the other workers are. Won claims take it back to exact order.

@@ -48,6 +48,8 @@ export class ClaimCursor {
   private losingStreak = 0;
   /** Claims won since the last lost one, or since the streak last went down. */
   private winsInRow = 0;
+  /** Claims won from the current listing. */
+  private wonSinceListing = 0;
   /** When delayed/ is to be looked at again, and what looking cost last time. */
   private nextDelayedScan = 0;
   private delayedScanCost = 0;
@@ -185,6 +187,7 @@ export class ClaimCursor {
     }
     this.listing = listing;
     this.listedAt = now;
+    this.wonSinceListing = 0;
     this.readyMark.forget();
     return true;
   }
@@ -204,6 +207,7 @@ export class ClaimCursor {
     // gone) would each cost a lost claim. The fresh one holds only what is ready now, in
     // order, so a lone consumer's order is the same.
     this.listing = ReadyListing.of(names);
+    this.wonSinceListing = 0;
     // RACE: the competition seen before is still there: the new listing is entered at a
     // random point of the jump window, not at its head where the other consumers are (each
     // losing a claim to find it out). A worker back from a task lists again, so a window
@@ -264,9 +268,11 @@ export class ClaimCursor {
     // being the last listing's scaled to the names left in it: the folder has shrunk as
     // much, and a listing of a draining queue's last names is cheap (waiting for a tenth
     // of what listing all of it cost would mean losing claims meanwhile). A guess that is
-    // too low costs one listing: the next is then timed by what that one took.
+    // too low costs one listing: the next is then timed by what that one took. Only once a
+    // claim was won from this listing: a listing that gave nothing but losses may be a
+    // stale cache of the mount (sshfs, NFS), which listing again would only show again.
     const cost = (this.listingCost * (this.listing.remaining + 1)) / Math.max(1, this.listing.size);
-    if (this.listing.remaining < JUMP_BASE ** this.losingStreak && this.clock.now() - this.listedAt >= Math.max(TAIL_RELIST_MS, 10 * cost)) {
+    if (this.wonSinceListing > 0 && this.listing.remaining < JUMP_BASE ** this.losingStreak && this.clock.now() - this.listedAt >= Math.max(TAIL_RELIST_MS, 10 * cost)) {
       this.listedAt = -Infinity; // next() lists again
       return;
     }
@@ -279,6 +285,7 @@ export class ClaimCursor {
    * as long as it keeps meeting the others now and then.
    */
   won(): void {
+    this.wonSinceListing++;
     if (this.losingStreak > 0 && ++this.winsInRow >= WINS_PER_STEP) {
       this.losingStreak--;
       this.winsInRow = 0;
