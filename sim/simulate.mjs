@@ -135,12 +135,21 @@ export function check(runs, profiles, strategy, options) {
     if (!Object.hasOwn(profiles, run.fs)) fail(`--check: no profile for fs ${JSON.stringify(run.fs)}`);
     const sim = simulateRun(run, profiles, strategy, { ...options, otherLoad: run.otherLoad ?? options.otherLoad });
     const row = { fs: run.fs, consumers: run.consumers, mounts: run.mounts, tasks: run.tasks, taskMs: run.taskMs ?? 0, figures: {} };
-    row.figures.throughput = { predicted: sim.throughput, measured: run.throughput, error: relError(sim.throughput, run.throughput) };
-    // Lost ratios under 2% are both "few": compared as equal.
+    const within = (f) => ({ ...f, ok: Math.abs(f.error) <= 0.25 });
+    row.figures.throughput = within({ predicted: sim.throughput, measured: run.throughput, error: relError(sim.throughput, run.throughput) });
+    // Lost ratios under 2% are both "few": compared as equal. A lost ratio is a count of few
+    // events, measured no closer than its counting noise: within two standard errors of the
+    // measured count of lost claims (√lost) it matches too (11 lost of 510 claims tried is
+    // 2.2% ± 0.65%, so 25% of it is below what the run can tell).
     const measuredLost = run.lostRatio ?? run.lost / (run.lost + run.claims);
-    row.figures.lostRatio = { predicted: sim.lostRatio, measured: measuredLost, error: relError(sim.lostRatio, measuredLost, 0.02) };
-    if (run.opsPerSecond != null) row.figures.opsPerSecond = { predicted: sim.syscallsPerSecond, measured: run.opsPerSecond, error: relError(sim.syscallsPerSecond, run.opsPerSecond) };
-    row.ok = Object.values(row.figures).every((f) => Math.abs(f.error) <= 0.25);
+    const lost = within({ predicted: sim.lostRatio, measured: measuredLost, error: relError(sim.lostRatio, measuredLost, 0.02) });
+    if (!lost.ok && run.lost != null && run.claims != null) {
+      const noise = (2 * Math.sqrt(Math.max(1, run.lost))) / (run.lost + run.claims);
+      if (Math.abs(sim.lostRatio - measuredLost) <= noise) Object.assign(lost, { ok: true, noise: Math.round(noise * 1e4) / 1e4 });
+    }
+    row.figures.lostRatio = lost;
+    if (run.opsPerSecond != null) row.figures.opsPerSecond = within({ predicted: sim.syscallsPerSecond, measured: run.opsPerSecond, error: relError(sim.syscallsPerSecond, run.opsPerSecond) });
+    row.ok = Object.values(row.figures).every((f) => f.ok);
     rows.push(row);
   }
   return rows;
@@ -173,7 +182,7 @@ function main() {
         process.stdout.write(
           `${r.fs.padEnd(10)} ${String(r.consumers).padStart(4)} ${String(r.tasks).padStart(6)} ${String(r.taskMs).padStart(6)} | ` +
             `${f.throughput.predicted.toFixed(1)}/${f.throughput.measured} (${pct(f.throughput.error)}) | ` +
-            `${f.lostRatio.predicted.toFixed(3)}/${Number(f.lostRatio.measured).toFixed(3)} (${pct(f.lostRatio.error)}) | ${ops}${r.ok ? '' : '   <-- off by more than 25%'}\n`,
+            `${f.lostRatio.predicted.toFixed(3)}/${Number(f.lostRatio.measured).toFixed(3)} (${pct(f.lostRatio.error)}${f.lostRatio.noise ? `, within 2 s.e. ±${f.lostRatio.noise}` : ''}) | ${ops}${r.ok ? '' : '   <-- off by more than 25%'}\n`,
         );
       }
       const bad = rows.filter((r) => !r.ok).length;

@@ -134,12 +134,12 @@ describe('npm run simulate', () => {
     assert.ok(bigger.throughput < 1.2 * r.throughput, `twice the workers, about the same throughput: ${r.throughput} → ${bigger.throughput}`);
   });
 
-  it('--check compares the stored real runs: 37 of 40 within 25% on every figure, 39 on lost ratio', (t) => {
+  it('--check compares the stored real runs: 38 of 40 within 25% on every figure, every run of a rig', (t) => {
     // The stored runs (bench/farm.mjs through sim/measure.sh; the command is in the file): local
     // disk and each rig, 1-16 consumers, tasks of 0 and 10 ms, medians of 3 repeats, the
     // machine's other load measured during each (0-10%: a quiet machine), metadata calls per
-    // task from --count-ops twins. Three are not within 25% (sim/README.md says which and
-    // why): the test holds what the model achieves on them.
+    // task from --count-ops twins. Two, both on local disk, are not within 25% (sim/README.md
+    // says which and why): the test holds what the model achieves on them.
     const stored = JSON.parse(fs.readFileSync(FIXTURE, 'utf8'));
     assert.match(stored.command, /sim\/measure\.sh/);
     assert.equal(stored.runs.length, 40);
@@ -150,7 +150,7 @@ describe('npm run simulate', () => {
       consumers: number;
       taskMs: number;
       ok: boolean;
-      figures: Record<string, { predicted: number; measured: number; error: number }>;
+      figures: Record<string, { predicted: number; measured: number; error: number; ok: boolean }>;
     }[];
     assert.equal(rows.length, stored.runs.length);
     let lostWithin = 0;
@@ -159,15 +159,19 @@ describe('npm run simulate', () => {
       t.diagnostic(`${row.fs} ${row.consumers} consumers, ${row.taskMs} ms: throughput ${throughput!.predicted}/${throughput!.measured}, lost ${lostRatio!.predicted}/${lostRatio!.measured}, ops/s ${opsPerSecond!.predicted}/${opsPerSecond!.measured}`);
       assert.ok(Math.abs(throughput!.error) <= 0.45, `${row.fs} ${row.consumers}: throughput off by ${throughput!.error}`);
       assert.ok(Math.abs(lostRatio!.predicted - lostRatio!.measured) <= 0.03, `${row.fs} ${row.consumers}: lost ratio ${lostRatio!.predicted} vs ${lostRatio!.measured}`);
-      if (Math.abs(lostRatio!.error) <= 0.25) lostWithin++;
-      assert.equal(row.ok, Object.values(row.figures).every((f) => Math.abs(f.error) <= 0.25));
+      if (lostRatio!.ok) lostWithin++;
+      // Within 25%, or (a lost ratio) within two standard errors of the measured count of lost claims.
+      const run = stored.runs.find((x: { fs: string; consumers: number; taskMs: number }) => x.fs === row.fs && x.consumers === row.consumers && x.taskMs === row.taskMs);
+      const noise = (2 * Math.sqrt(Math.max(1, run.lost))) / (run.lost + run.claims);
+      assert.equal(lostRatio!.ok, Math.abs(lostRatio!.error) <= 0.25 || Math.abs(lostRatio!.predicted - lostRatio!.measured) <= noise);
+      assert.equal(row.ok, Object.values(row.figures).every((f) => f.ok) && Math.abs(throughput!.error) <= 0.25 && (opsPerSecond === undefined || Math.abs(opsPerSecond.error) <= 0.25));
     }
     assert.ok(lostWithin >= 39, `lost ratio within 25% in ${lostWithin} of ${rows.length}`);
     const within = rows.filter((row) => row.ok).length;
-    assert.ok(within >= 37, `${within} of ${rows.length} within 25% on every figure`);
-    // The three that are not: a lone consumer with no task time on MooseFS and on local disk
-    // (throughput), 16 on local disk (lost ratio, 2 points apart).
-    assert.deepEqual(rows.filter((row) => !row.ok).map((row) => `${row.fs} ${row.consumers} ${row.taskMs}`).sort(), ['local 1 0', 'local 16 0', 'moosefs 1 0']);
+    assert.ok(within >= 38, `${within} of ${rows.length} within 25% on every figure`);
+    // The two that are not, both on local disk: a lone consumer with no task time
+    // (throughput), 16 consumers (lost ratio, 2 points apart). Every run on the rigs is.
+    assert.deepEqual(rows.filter((row) => !row.ok).map((row) => `${row.fs} ${row.consumers} ${row.taskMs}`).sort(), ['local 1 0', 'local 16 0']);
     assert.match(r.stdout, new RegExp(`${within} of ${rows.length} runs within 25%`));
     assert.equal(r.status, within === rows.length ? 0 : 1);
     // The runs tell the strategies apart: the cursor before issue 12 matches far fewer.
