@@ -92,6 +92,10 @@ function loadJson(file, what) {
 export function loadProfiles() {
   return loadJson(join(here, 'profiles.json'), 'profiles');
 }
+/** The values sim/model.mjs knows for the strategy's words (sim/strategies.json's sources). */
+const STRATEGY_WORDS = { start: ['first', 'random'], streakOnList: ['keep', 'decrement', 'reset'], jumpCap: ['all', 'half'], tailCost: ['scaled', 'full'] };
+/** The least value of a number (0 unless given): a window grows by jumpBase per loss. */
+const STRATEGY_MIN = { jumpBase: 1 };
 export function loadStrategy(name, sets = []) {
   const all = loadJson(join(here, 'strategies.json'), 'strategies');
   if (!Object.hasOwn(all, name) || name.startsWith('_')) fail(`--strategy: no strategy ${JSON.stringify(name)} (have: ${Object.keys(all).filter((k) => !k.startsWith('_')).join(', ')})`);
@@ -103,6 +107,12 @@ export function loadStrategy(name, sets = []) {
     const raw = kv.slice(eq + 1);
     const v = raw === 'true' ? true : raw === 'false' ? false : Number.isFinite(Number(raw)) && raw !== '' ? Number(raw) : raw;
     if (typeof v !== typeof all.main[key]) fail(`--set ${key}: ${JSON.stringify(raw)} is not a ${typeof all.main[key]}`);
+    // What sim/model.mjs reads: a word it does not know, or a negative count or time, would
+    // silently run another strategy than the one asked for.
+    const words = STRATEGY_WORDS[key];
+    if (words !== undefined && !words.includes(v)) fail(`--set ${key}: ${JSON.stringify(raw)} is not one of ${words.join(', ')}`);
+    if (typeof v === 'number' && v < (STRATEGY_MIN[key] ?? 0)) fail(`--set ${key}: ${JSON.stringify(raw)} is less than ${STRATEGY_MIN[key] ?? 0}`);
+    if (key === 'pollJitter' && v >= 1) fail(`--set pollJitter: ${JSON.stringify(raw)} is not less than 1`);
     s[key] = v;
   }
   return s;

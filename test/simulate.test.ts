@@ -232,6 +232,12 @@ describe('npm run simulate', () => {
       [['--workers', 'x'], /--workers: "x" is not a whole number/],
       [['--fs', 'nfs9'], /--fs: no profile "nfs9"/],
       [['--set', 'jumpMaxExp=big'], /--set jumpMaxExp: "big" is not a number/],
+      // A word the model does not know, or a negative number, would run another strategy unsaid.
+      [['--set', 'jumpCap=halff'], /--set jumpCap: "halff" is not one of all, half/],
+      [['--set', 'streakOnList=never'], /--set streakOnList: "never" is not one of keep, decrement, reset/],
+      [['--set', 'jumpBase=0'], /--set jumpBase: "0" is less than 1/],
+      [['--set', 'winsPerStep=-1'], /--set winsPerStep: "-1" is less than 0/],
+      [['--set', 'pollJitter=1'], /--set pollJitter: "1" is not less than 1/],
       [['--check', '/nonexistent/runs.json'], /cannot read real runs \/nonexistent\/runs\.json: ENOENT/],
       [['--hosts'], /--hosts needs a value/],
       [['--frobnicate'], /unknown argument "--frobnicate"/],
