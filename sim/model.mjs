@@ -330,6 +330,8 @@ export function simulate(cfg) {
   const claims = new Claims(D);
   let acked = 0;
   let drainedAt = null;
+  /** The counts when `until` of the tasks were done (drainedAt). */
+  let atStop = null;
   // When 10% and 50% of the tasks were done: the steady state between (with D ≥ 2.5 × workers
   // the folder still holds tasks then, and no worker is idle yet).
   let t10 = 0, t90 = 0;
@@ -425,7 +427,14 @@ export function simulate(cfg) {
       t90 = now;
       at90 = { ops: counts.serverOps, lost: counts.lost, claims: counts.claims };
     }
-    if (acked === stopAt) drainedAt = now;
+    if (acked === stopAt) {
+      drainedAt = now;
+      // Stopped early (--until): the figures are up to here. Tasks in flight still finish
+      // (and are checked below), but their acks and calls came after the time the figures
+      // are divided by. Drained, every call counts, as the farm's consumers count theirs
+      // until they stop (the last losses come after the last ack).
+      if (stopAt < D) atStop = { ...counts, acked };
+    }
     return true;
   };
 
@@ -713,7 +722,8 @@ export function simulate(cfg) {
 
   const end = drainedAt ?? now;
   const seconds = end / 1e6;
-  const attempts = counts.claims + counts.lost;
+  const c = atStop ?? { ...counts, acked };
+  const attempts = c.claims + c.lost;
   let twice = 0, never = 0;
   for (let i = 0; i < D; i++) {
     if (acks[i] > 1) twice++;
@@ -731,17 +741,17 @@ export function simulate(cfg) {
     taskSeconds: cfg.taskSeconds,
     drained: drainedAt !== null,
     seconds: round(seconds, 3),
-    throughput: round(acked / seconds, 2),
-    claims: counts.claims,
-    lost: counts.lost,
-    lostRatio: round(attempts ? counts.lost / attempts : 0, 4),
-    listings: counts.listings,
-    cachedListings: counts.cachedListings,
-    serverOps: counts.serverOps,
-    opsPerSecond: round(counts.serverOps / seconds, 1),
-    syscallsPerSecond: round(counts.syscalls / seconds, 1),
-    opsPerTask: round(counts.serverOps / Math.max(1, acked), 2),
-    byKind: { stat: counts.stat, read: counts.read, rename: counts.rename, unlink: counts.unlink, readdir: counts.readdir, scan: counts.scan },
+    throughput: round(c.acked / seconds, 2),
+    claims: c.claims,
+    lost: c.lost,
+    lostRatio: round(attempts ? c.lost / attempts : 0, 4),
+    listings: c.listings,
+    cachedListings: c.cachedListings,
+    serverOps: c.serverOps,
+    opsPerSecond: round(c.serverOps / seconds, 1),
+    syscallsPerSecond: round(c.syscalls / seconds, 1),
+    opsPerTask: round(c.serverOps / Math.max(1, c.acked), 2),
+    byKind: { stat: c.stat, read: c.read, rename: c.rename, unlink: c.unlink, readdir: c.readdir, scan: c.scan },
     serverUtilisation: round(Math.min(1, servers.reduce((m, x) => Math.max(m, x.busyTime), 0) / (P.server.threads * end)), 3),
     machineUtilisation: shared ? round(shared.busyTime / (shared.threads * end), 3) : null,
     // The steady state, from 10% to 50% of the tasks done.

@@ -110,6 +110,20 @@ describe('npm run simulate', () => {
     assert.ok(perTask >= 3 && perTask <= 3.3, `${perTask.toFixed(2)} metadata calls a task`);
   });
 
+  it('stopped early (until), gives the figures up to the stop: the tasks in flight then finish after it', () => {
+    // 100 workers with tasks of 1 s do at most 100 tasks a second; 400 tasks, stopped at 240.
+    const cfg = config({ hosts: 10, workers: 10, depth: 400, taskSeconds: 1, until: 0.6 });
+    const r = simulate(cfg);
+    assert.ok(r.drained);
+    assert.ok(r.acked > 240, `tasks in flight at the stop finish: ${r.acked}`);
+    assert.ok(r.throughput <= 100, `at most 100 tasks/s, got ${r.throughput}`);
+    assert.ok(Math.abs(r.throughput - 240 / r.seconds) < 0.1, `240 tasks in ${r.seconds} s, not ${r.throughput}/s`);
+    assert.ok(Math.abs(r.opsPerTask - r.serverOps / 240) < 0.01, `${r.serverOps} calls for 240 tasks, not ${r.opsPerTask} a task`);
+    // Drained, every call counts, until the workers stop.
+    const all = simulate({ ...cfg, until: 1 });
+    assert.ok(Math.abs(all.throughput - 400 / all.seconds) < 0.1, `400 tasks in ${all.seconds} s, not ${all.throughput}/s`);
+  });
+
   it('never lowers the server ops/s when workers are added while the server is not saturated', () => {
     for (const fsName of ['moosefs', 'glusterfs', 'sshfs']) {
       const rows = [1, 2, 4, 8, 16].map((workers) =>
