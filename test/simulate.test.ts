@@ -241,6 +241,25 @@ describe('npm run simulate', () => {
     assert.match(bad.stderr, /fixture: .*none\.json: ENOENT/);
   });
 
+  it('sim/table.mjs refuses a file that is not simulate --json output, without a stack trace', () => {
+    const dir = tempDir('sim-table-');
+    const notJson = join(dir, 'notes.txt');
+    fs.writeFileSync(notJson, 'not JSON');
+    const other = join(dir, 'other.json');
+    fs.writeFileSync(other, JSON.stringify([{ fs: 'moosefs' }]));
+    for (const [file, what] of [
+      [join(dir, 'none.json'), /table: .*none\.json: ENOENT/],
+      [notJson, /table: .*notes\.txt: .*not valid JSON/],
+      [other, /table: .*other\.json: not npm run simulate -- \.\.\. --json output/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [join(REPO, 'sim', 'table.mjs'), file], { encoding: 'utf8' });
+      assert.equal(r.status, 2, file);
+      assert.match(r.stderr, what);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+      assert.equal(r.stdout, '', 'no half table');
+    }
+  });
+
   it('refuses bad input with a message that names it, without a stack trace', () => {
     for (const [args, what] of [
       [['--workers', 'x'], /--workers: "x" is not a whole number/],
