@@ -12,23 +12,38 @@
 import { readFileSync } from 'node:fs';
 import { check, loadProfiles, loadStrategy } from './simulate.mjs';
 
-const args = process.argv.slice(2);
-const at = args.indexOf('--rigs');
-const fitted = new Set((at >= 0 ? args.splice(at, 2)[1] ?? '' : 'sshfs,glusterfs,moosefs,local').split(','));
-const file = args[0];
-if (!file) {
-  process.stderr.write('usage: node sim/fit.mjs FIXTURE.json [--rigs sshfs,glusterfs,moosefs,local] (as test/fixtures/sim-real-runs.json)\n');
+const usage = 'usage: node sim/fit.mjs FIXTURE.json [--rigs sshfs,glusterfs,moosefs,local] (as test/fixtures/sim-real-runs.json)\n';
+const fail = (message) => {
+  process.stderr.write(`fit: ${message}\n${usage}`);
   process.exit(2);
+};
+const args = process.argv.slice(2);
+if (args.includes('-h') || args.includes('--help')) {
+  process.stdout.write(usage);
+  process.exit(0);
 }
+const at = args.indexOf('--rigs');
+if (at >= 0 && (args[at + 1] === undefined || args[at + 1].startsWith('-'))) fail('--rigs needs a value');
+const fitted = new Set((at >= 0 ? args.splice(at, 2)[1] : 'sshfs,glusterfs,moosefs,local').split(','));
+const unknown = args.find((a) => a.startsWith('-'));
+if (unknown !== undefined) fail(`unknown argument ${JSON.stringify(unknown)}`);
+if (args.length !== 1) fail(args.length === 0 ? 'give the fixture of real runs' : `one fixture, not ${args.length}`);
+const file = args[0];
 let data;
 try {
   data = JSON.parse(readFileSync(file, 'utf8'));
 } catch (err) {
-  process.stderr.write(`fit: cannot read real runs ${file}: ${err.code ?? err.message}\n`);
-  process.exit(2);
+  fail(`cannot read real runs ${file}: ${err.code ?? err.message}`);
 }
-const runs = data.runs ?? data;
+const runs = data?.runs ?? data;
 const profiles = loadProfiles();
+const known = Object.keys(profiles).filter((k) => !k.startsWith('_'));
+if (!Array.isArray(runs) || runs.length === 0) fail(`${file}: not an array of real runs, nor { runs: [...] } (sim/fixture.mjs's form)`);
+for (const run of runs) {
+  if (typeof run?.fs !== 'string') fail(`${file}: a run lacks "fs": ${JSON.stringify(run).slice(0, 200)}`);
+  if (!known.includes(run.fs)) fail(`${file}: no profile for fs ${JSON.stringify(run.fs)} (have: ${known.join(', ')})`);
+}
+for (const rig of fitted) if (!known.includes(rig)) fail(`--rigs: no profile ${JSON.stringify(rig)} (have: ${known.join(', ')})`);
 const strategy = loadStrategy('main');
 const rigs = [...new Set(runs.map((r) => r.fs))];
 const SCALE = [0.8, 0.9, 0.95, 1, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2, 2.5];

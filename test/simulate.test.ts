@@ -260,6 +260,28 @@ describe('npm run simulate', () => {
     }
   });
 
+  it('sim/fit.mjs refuses bad input before fitting, without a stack trace', () => {
+    const dir = tempDir('sim-fit-');
+    const unknownFs = join(dir, 'zzz.json');
+    fs.writeFileSync(unknownFs, JSON.stringify([{ fs: 'zzz', consumers: 1, tasks: 10, taskMs: 0, throughput: 5, lostRatio: 0 }]));
+    const shape = join(dir, 'shape.json');
+    fs.writeFileSync(shape, JSON.stringify({ runs: 5 }));
+    for (const [args, what] of [
+      [[unknownFs], /fit: .*zzz\.json: no profile for fs "zzz"/],
+      [[shape], /fit: .*shape\.json: not an array of real runs/],
+      [[FIXTURE, '--rigs', 'nope'], /fit: --rigs: no profile "nope"/],
+      [['--frobnicate', FIXTURE], /fit: unknown argument "--frobnicate"/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [join(REPO, 'sim', 'fit.mjs'), ...args], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 2, args.join(' '));
+      assert.match(r.stderr, what);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    }
+    const help = spawnSync(process.execPath, [join(REPO, 'sim', 'fit.mjs'), '--help'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^usage: node sim\/fit\.mjs FIXTURE\.json/);
+  });
+
   it('refuses bad input with a message that names it, without a stack trace', () => {
     for (const [args, what] of [
       [['--workers', 'x'], /--workers: "x" is not a whole number/],
