@@ -352,6 +352,64 @@ describe('network file system behaviour', () => {
     assert.ok(listings <= 3, `${listings} listings`);
   });
 
+  it('a consume that lost its claims and jumped over names tries those before it says the queue is empty', async () => {
+    // A competitor takes the three names this consumer tries first: it jumps over the rest
+    // of its listing (ever further: 7, then all that is left). Those names are still ready,
+    // taken by no one: the consume must take one, not return [] (`ddmq consume` would exit 3).
+    const { broker, dir } = await fresh();
+    await broker.publishMany('q', Array.from({ length: 20 }, (_, i) => i));
+    const away = tempDir('ddmq-taken-');
+    let steal = 3;
+    const restore = patchFs('renameSync', (orig) => ((from: fs.PathLike, to: fs.PathLike) => {
+      if (steal > 0 && String(to).includes(`${join(dir, 'work')}/`) && String(from).startsWith(`${dir}/`)) {
+        steal--;
+        const name = String(from).slice(dir.length + 1);
+        orig(from, join(away, name)); // the competitor's rename came first
+      }
+      orig(from, to);
+    }) as typeof fs.renameSync);
+    const random = Math.random;
+    Math.random = () => 0.99;
+    try {
+      const got = await broker.consume('q', { skipCleaning: true });
+      assert.equal(got.length, 1, 'a message taken, not []');
+      assert.equal(got[0]!.message, 1, 'the first of the names it jumped over');
+    } finally {
+      Math.random = random;
+      restore();
+    }
+    assert.equal(fs.readdirSync(away).length, 3);
+  });
+
+  it('a consumer that found its queue empty is back to exact order (no window kept from before)', async () => {
+    // Losses (here: a competitor's, or a purge of the names it listed) grew its window; an
+    // empty queue has no competitor left for it, so the next messages come in order.
+    const { broker, dir } = await fresh();
+    await broker.publishMany('q', Array.from({ length: 20 }, (_, i) => i));
+    const away = tempDir('ddmq-taken-');
+    let steal = 3;
+    const restore = patchFs('renameSync', (orig) => ((from: fs.PathLike, to: fs.PathLike) => {
+      if (steal > 0 && String(to).includes(`${join(dir, 'work')}/`) && String(from).startsWith(`${dir}/`)) {
+        steal--;
+        orig(from, join(away, String(from).slice(dir.length + 1)));
+      }
+      orig(from, to);
+    }) as typeof fs.renameSync);
+    const random = Math.random;
+    Math.random = () => 0.99;
+    try {
+      let taken = 0;
+      while ((await broker.consume('q', { skipCleaning: true })).length > 0) taken++;
+      assert.equal(taken, 17, 'drained: 3 taken by the competitor');
+      await broker.publishMany('q', Array.from({ length: 10 }, (_, i) => 100 + i));
+      const got = await broker.consume('q', { n: 3, skipCleaning: true });
+      assert.deepEqual(got.map((m) => m.message), [100, 101, 102]);
+    } finally {
+      Math.random = random;
+      restore();
+    }
+  });
+
   it('a claim lost makes the next listings start at a random point, until 64 claims are won in a row', async () => {
     // A worker back from a task lists again: were the window forgotten at a listing, it would
     // start at the head, where the other workers are. Won claims take it back to exact order.

@@ -50,6 +50,10 @@ export class ClaimCursor {
   private winsInRow = 0;
   /** Claims won from the current listing. */
   private wonSinceListing = 0;
+  /** Whether this consumer jumped over names of the current listing (entering it, or after a loss). */
+  private jumpedOver = false;
+  /** A listing walked name by name, without jumps, until a claim is won (see sweep()). */
+  private sweeping = false;
   /** When delayed/ is to be looked at again, and what looking cost last time. */
   private nextDelayedScan = 0;
   private delayedScanCost = 0;
@@ -183,11 +187,13 @@ export class ClaimCursor {
     const listing = ReadyListing.of(this.dirs.list(this.dirs.paths.dir));
     if (listing.size === 0) {
       this.readyMark.mark(folderStat(this.dirs.dir), now);
+      this.calm();
       return false;
     }
     this.listing = listing;
     this.listedAt = now;
     this.wonSinceListing = 0;
+    this.jumpedOver = false;
     this.readyMark.forget();
     return true;
   }
@@ -208,11 +214,15 @@ export class ClaimCursor {
     // order, so a lone consumer's order is the same.
     this.listing = ReadyListing.of(names);
     this.wonSinceListing = 0;
+    this.jumpedOver = false;
+    // An empty queue has no one to compete with for it: the window goes (a lone consumer
+    // whose listed names were purged is back to exact order once it finds the queue empty).
+    if (this.listing.size === 0) this.calm();
     // RACE: the competition seen before is still there: the new listing is entered at a
     // random point of the jump window, not at its head where the other consumers are (each
     // losing a claim to find it out). A worker back from a task lists again, so a window
     // that shrank with every listing would bring it back to the head after a few tasks.
-    if (this.losingStreak > 0) this.listing.skip(Math.floor(Math.random() * this.jumpWindow()));
+    if (this.losingStreak > 0 && !this.sweeping) this.jump();
     this.listedAt = this.clock.now();
     this.fullAt = startedAt;
     // Names put back until a time now past are names like any other.
@@ -261,6 +271,7 @@ export class ClaimCursor {
     this.lostClaims++;
     this.losingStreak = Math.min(STREAK_MAX, this.losingStreak + 1);
     this.winsInRow = 0;
+    if (this.sweeping) return; // every name of this listing is tried in turn
     // RACE: near the end of its listing, where every consumer's listing ends too (the
     // newest names, the last of a draining queue), the few names left are the ones all of
     // them are trying: a new listing, which leaves out what was taken, costs less than
@@ -276,7 +287,34 @@ export class ClaimCursor {
       this.listedAt = -Infinity; // next() lists again
       return;
     }
-    this.listing.skip(Math.floor(Math.random() * this.jumpWindow()));
+    this.jump();
+  }
+
+  /** Skips a random number of names within the jump window. */
+  private jump(): void {
+    const count = Math.floor(Math.random() * this.jumpWindow());
+    if (count === 0) return;
+    this.listing.skip(count);
+    this.jumpedOver = true;
+  }
+
+  /**
+   * RACE: a consume that found nothing to claim, having jumped over names of its listing,
+   * must not say the queue is empty: the names it jumped may be there still, taken by no
+   * one. So it lists once more and walks that listing name by name, without jumps, until a
+   * claim is won; false (nothing to do) when it jumped over nothing.
+   */
+  sweep(): boolean {
+    if (!this.jumpedOver) return false;
+    this.sweeping = true;
+    this.listedAt = -Infinity; // next() lists again
+    return true;
+  }
+
+  /** No competition seen: the window goes. */
+  private calm(): void {
+    this.losingStreak = 0;
+    this.winsInRow = 0;
   }
 
   /**
@@ -286,6 +324,7 @@ export class ClaimCursor {
    */
   won(): void {
     this.wonSinceListing++;
+    this.sweeping = false;
     if (this.losingStreak > 0 && ++this.winsInRow >= WINS_PER_STEP) {
       this.losingStreak--;
       this.winsInRow = 0;

@@ -239,9 +239,17 @@ export class Queue {
 
     const out: Message[] = [];
     let claimedSinceListing = 1; // lets the first pass list once if the cache is empty
+    let swept = false;
     while (out.length < n) {
       const candidate = this.cursor.next(claimedSinceListing > 0);
-      if (candidate === 'exhausted') break;
+      if (candidate === 'exhausted') {
+        // Nothing taken, but names jumped over: one more listing, walked name by name.
+        if (out.length === 0 && !swept && this.cursor.sweep()) {
+          swept = true;
+          continue;
+        }
+        break;
+      }
       if (candidate === 'relisted') {
         claimedSinceListing = 0;
         continue;
