@@ -513,7 +513,13 @@ export function simulate(cfg) {
     // streak left, the new listing is entered at a random point of the jump window.
     if (S.streakOnList === 'reset') w.losingStreak = 0;
     else if (S.streakOnList === 'decrement') w.losingStreak = Math.max(0, w.losingStreak - 1);
-    if (S.enterAtRandom && w.losingStreak > 0) w.listing.skip(claims, Math.floor(random() * jumpWindow(w)));
+    w.jumpedOver = false;
+    // calmWhenEmpty: an empty listing drops the window (no competitor for an empty queue).
+    if (S.calmWhenEmpty && w.listing.size === 0) {
+      w.losingStreak = 0;
+      w.winsInRow = 0;
+    }
+    if (S.enterAtRandom && w.losingStreak > 0 && !w.sweeping) jump(w);
     w.listedAt = now;
     w.listingCost = now - started;
   }
@@ -546,6 +552,7 @@ export function simulate(cfg) {
     w.lostSinceListing++;
     w.losingStreak = Math.min(S.streakMax, w.losingStreak + 1);
     w.winsInRow = 0;
+    if (w.sweeping) return; // sweep: every name of this listing tried in turn
     const L = w.listing;
     // A loss near the listing's end (fewer names left than jumpBase^streak), in a listing at
     // least max(tailRelistMs, 10 × its cost) old: the next claim lists again instead.
@@ -557,16 +564,35 @@ export function simulate(cfg) {
       w.listedAt = -Infinity;
       return;
     }
-    L.skip(claims, Math.floor(random() * jumpWindow(w)));
+    jump(w);
+  }
+
+  /** cursor.ts jump(): a random number of names within the jump window skipped. */
+  function jump(w) {
+    const count = Math.floor(random() * jumpWindow(w));
+    if (count === 0) return;
+    w.listing.skip(claims, count);
+    w.jumpedOver = true;
   }
 
   /** Queue.consumeNow with n = 1: a task index or null. */
   function* consumeNow(w, h) {
     yield* periodic(w, h);
     let claimedSinceListing = 1;
+    let swept = false;
     for (;;) {
       const c = yield* nextName(w, h, claimedSinceListing > 0);
-      if (c === 'exhausted') return null;
+      if (c === 'exhausted') {
+        // sweep (queue.ts, cursor.ts sweep()): nothing claimed but names jumped over: one
+        // more listing, walked name by name until a claim is won.
+        if (S.sweep && !swept && w.jumpedOver) {
+          swept = true;
+          w.sweeping = true;
+          w.listedAt = -Infinity;
+          continue;
+        }
+        return null;
+      }
       if (c === 'relisted') {
         claimedSinceListing = 0;
         continue;
@@ -578,6 +604,7 @@ export function simulate(cfg) {
       }
       counts.claims++;
       w.wonSinceListing++;
+      w.sweeping = false;
       if (S.winsPerStep > 0 && w.losingStreak > 0 && ++w.winsInRow >= S.winsPerStep) {
         w.losingStreak--;
         w.winsInRow = 0;
@@ -700,6 +727,8 @@ export function simulate(cfg) {
         losingStreak: 0,
         winsInRow: 0,
         wonSinceListing: 0,
+        jumpedOver: false,
+        sweeping: false,
         lostSinceListing: 0,
         checkedAt: -Infinity,
         settingsAt: -Infinity,

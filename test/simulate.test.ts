@@ -148,6 +148,19 @@ describe('npm run simulate', () => {
     assert.ok(bigger.throughput < 1.2 * r.throughput, `twice the workers, about the same throughput: ${r.throughput} → ${bigger.throughput}`);
   });
 
+  it('--largest counts a slow start: the farm must reach --until on time as well as keep busy in the steady window', () => {
+    // MooseFS, tasks of 1 s: 640 workers are 90% busy from 10% to 50% done, but their first
+    // listings of the whole queue make them reach 60% after 3.8 s where task after task
+    // would take 2.9 s: 320 is the largest farm.
+    const r = run(['--fs', 'moosefs', '--workers', '10', '--task-seconds', '1', '--depth-per-worker', '4', '--start-spread', 'T', '--task-jitter', '0.1', '--until', '0.6', '--largest', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const [row] = JSON.parse(r.stdout) as { largest: { consumers: number; efficiency: number; onTime: number }; next: { consumers: number; efficiency: number; onTime: number }; limit: string }[];
+    assert.ok(row!.largest.efficiency >= 0.9 && row!.largest.onTime >= 0.8, JSON.stringify(row!.largest));
+    assert.equal(row!.largest.consumers, 320);
+    assert.ok(row!.next.efficiency >= 0.9 && row!.next.onTime < 0.8, JSON.stringify(row!.next));
+    assert.equal(row!.limit, 'a slow start');
+  });
+
   it('--check compares the stored real runs: 38 of 40 within 25% on every figure, every run of a rig', (t) => {
     // The stored runs (bench/farm.mjs through sim/measure.sh; the command is in the file): local
     // disk and each rig, 1-16 consumers, tasks of 0 and 10 ms, medians of 3 repeats, the
