@@ -352,6 +352,33 @@ describe('network file system behaviour', () => {
     assert.ok(listings <= 3, `${listings} listings`);
   });
 
+  it('a message file this user may not read is put back for others and left alone for a minute, not an error that stops the consumer', async () => {
+    const clock = manualClock();
+    const { broker, warnings } = await fresh({ now: clock.now });
+    await broker.publish('q', 'unreadable');
+    clock.advance(1000);
+    await broker.publish('q', 'readable');
+    let refused = 0;
+    const restore = patchFs('openSync', (orig) => ((path: fs.PathLike, ...rest: unknown[]) => {
+      if (String(path).includes('/work/') && refused === 0) {
+        refused++;
+        throw errno('EACCES', `permission denied, open '${String(path)}'`);
+      }
+      return (orig as (...a: unknown[]) => number)(path, ...rest);
+    }) as typeof fs.openSync);
+    try {
+      assert.deepEqual((await broker.consume('q', { skipCleaning: true })).map((m) => m.text), ['readable']);
+    } finally {
+      restore();
+    }
+    assert.equal(refused, 1);
+    assert.ok(warnings.some((w) => w.code === 'IO' && w.osCode === 'EACCES' && /put back into the queue/.test(w.message)), warnings.map((w) => w.message).join('\n'));
+    assert.equal((await broker.counts('q'))[0]!.ready, 1, 'put back, not lost nor moved aside');
+    assert.deepEqual(await broker.consume('q', { skipCleaning: true }), [], 'left alone for a while');
+    clock.advance(61_000);
+    assert.deepEqual((await broker.consume('q', { skipCleaning: true })).map((m) => m.text), ['unreadable']);
+  });
+
   it('a consume that lost its claims and jumped over names tries those before it says the queue is empty', async () => {
     // A competitor takes the three names this consumer tries first: it jumps over the rest
     // of its listing (ever further: 7, then all that is left). Those names are still ready,

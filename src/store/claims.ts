@@ -22,6 +22,8 @@ import type { QueueSettings } from './queue-settings.js';
 export const REQUEUE_CLAIM_SECONDS = 60;
 /** A message file that does not parse and changed this recently may still be being written. */
 const FRESH_WRITE_MS = 10_000;
+/** How long a consumer leaves alone a message file it may not read (another may). */
+const UNREADABLE_MS = 60_000;
 
 export class Claimer {
   constructor(
@@ -106,6 +108,15 @@ export class Claimer {
       // A link, a folder or a FIFO under a message name, or a file too large to read.
       if (isDdmqError(err, 'UNSAFE_PATH') || (isDdmqError(err, 'IO') && err.osCode === 'EFBIG')) {
         this.moveAside(path, inFlight, err);
+        return null;
+      }
+      // A file this user may not read, in a tree shared by several (another user's umask):
+      // put back for a consumer that may, and left alone here for a while. Not an error
+      // that stops this consumer, nor corrupt: nothing is wrong with its content.
+      if (isDdmqError(err, 'IO') && (err.osCode === 'EACCES' || err.osCode === 'EPERM')) {
+        const ready = readyNameOf(file);
+        if (claimRename(path, join(p.dir, ready))) this.cursor.defer(ready, this.clock.now() + UNREADABLE_MS);
+        this.report.warn(new DdmqError('IO', `${err.message}: put back into the queue, and not tried again by this consumer for ${UNREADABLE_MS / 1000} s`, { path: err.path, osCode: err.osCode, cause: err }));
         return null;
       }
       throw err;
