@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Broker } from '../dist/index.js';
@@ -314,9 +314,9 @@ export async function runFarm(options) {
   return results;
 }
 
-function positiveInts(flag, text) {
-  const xs = String(text).split(',').map((s) => s.trim());
-  if (xs.some((x) => !/^[1-9][0-9]*$/.test(x))) throw new Error(`${flag} ${text}: give whole numbers of at least 1, separated by commas`);
+function positiveInts(flag, text, { list = true } = {}) {
+  const xs = list ? String(text).split(',').map((s) => s.trim()) : [String(text).trim()];
+  if (xs.some((x) => !/^[1-9][0-9]*$/.test(x))) throw new Error(`${flag} ${text}: give ${list ? 'whole numbers of at least 1, separated by commas' : 'a whole number of at least 1'}`);
   return xs.map(Number);
 }
 
@@ -352,14 +352,19 @@ async function main() {
   }
   if (!/^[0-9]+$/.test(values['task-ms'])) throw new Error(`--task-ms ${values['task-ms']}: give a whole number of milliseconds`);
   if (values.acks !== undefined && !fs.existsSync(values.acks)) throw new Error(`--acks ${values.acks}: no such folder`);
+  // Checked before the run, not found missing after it.
+  if (values.json) {
+    const folder = dirname(resolve(values.json));
+    if (!fs.existsSync(folder)) throw new Error(`--json ${values.json}: the folder ${folder} does not exist`);
+  }
   const results = await runFarm({
     rig: values.rig,
     root: values.root,
     mounts,
     consumers: positiveInts('--consumers', values.consumers),
-    tasks: positiveInts('--tasks', values.tasks)[0],
+    tasks: positiveInts('--tasks', values.tasks, { list: false })[0],
     taskMs: Number(values['task-ms']),
-    repeat: positiveInts('--repeat', values.repeat)[0],
+    repeat: positiveInts('--repeat', values.repeat, { list: false })[0],
     live: values.live,
     countOps: values['count-ops'],
     acksDir: values.acks,

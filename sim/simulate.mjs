@@ -211,6 +211,7 @@ function main() {
   const serverSpeed = o['server-speed'] !== undefined ? numbers('server-speed', o['server-speed'], { integer: false })[0] : 1;
   if (!(serverSpeed > 0)) fail('--server-speed: must be more than 0');
   const maxSeconds = o['max-seconds'] !== undefined ? numbers('max-seconds', o['max-seconds'], { integer: false })[0] : 1e7;
+  if (!(maxSeconds > 0)) fail('--max-seconds: must be more than 0');
   // 'T': over one task time (a farm whose workers came up while the first tasks ran).
   const startSpreadSeconds = o['start-spread'] === 'T' ? 'T' : o['start-spread'] !== undefined ? numbers('start-spread', o['start-spread'], { integer: false })[0] : undefined;
   const taskJitter = o['task-jitter'] !== undefined ? numbers('task-jitter', o['task-jitter'], { integer: false })[0] : 0;

@@ -309,9 +309,25 @@ describe('npm run simulate', () => {
       [['--check', '/nonexistent/runs.json'], /cannot read real runs \/nonexistent\/runs\.json: ENOENT/],
       [['--hosts'], /--hosts needs a value/],
       [['--frobnicate'], /unknown argument "--frobnicate"/],
+      [['--max-seconds', '0'], /--max-seconds: must be more than 0/],
     ] as const) {
       const r = run([...args]);
       assert.equal(r.status, 2, args.join(' '));
+      assert.match(r.stderr, what);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    }
+  });
+
+  it('npm run farm refuses bad input before it runs anything, without a stack trace', () => {
+    const farm = join(REPO, 'bench', 'farm.mjs');
+    for (const [args, what] of [
+      [['--tasks', '0'], /--tasks 0: give a whole number of at least 1/],
+      [['--tasks', '5,6'], /--tasks 5,6: give a whole number of at least 1/],
+      [['--consumers', '0,2'], /--consumers 0,2: give whole numbers of at least 1, separated by commas/],
+      [['--json', '/nonexistent/x.json'], /--json \/nonexistent\/x\.json: the folder \/nonexistent does not exist/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [farm, '--root', tempDir(), '--consumers', '1', '--tasks', '5', ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, what);
       assert.doesNotMatch(r.stderr, /\n\s+at /);
     }
