@@ -18,6 +18,22 @@ async function fresh(options: BrokerOptions = {}) {
 
 const code = (c: string) => (e: unknown) => isDdmqError(e) && e.code === c;
 
+/**
+ * Another client takes the next `count` ready files this process tries to claim from the
+ * queue folder `dir`, just before its rename (they go to `away`); restore() ends it.
+ */
+function competitorTakesFirst(dir: string, count: number) {
+  const away = tempDir('ddmq-taken-');
+  const restore = patchFs('renameSync', (orig) => ((from: fs.PathLike, to: fs.PathLike) => {
+    if (count > 0 && String(to).includes(`${join(dir, 'work')}/`) && String(from).startsWith(`${dir}/`)) {
+      count--;
+      orig(from, join(away, String(from).slice(dir.length + 1))); // the competitor's rename came first
+    }
+    orig(from, to);
+  }) as typeof fs.renameSync);
+  return { away, restore };
+}
+
 describe('opening a root', () => {
   it('ROOT_MISSING without create; create makes the folder and its ddmq.yaml', async () => {
     const root = join(tempDir(), 'a', 'b');
@@ -385,16 +401,7 @@ describe('network file system behaviour', () => {
     // taken by no one: the consume must take one, not return [] (`ddmq consume` would exit 3).
     const { broker, dir } = await fresh();
     await broker.publishMany('q', Array.from({ length: 20 }, (_, i) => i));
-    const away = tempDir('ddmq-taken-');
-    let steal = 3;
-    const restore = patchFs('renameSync', (orig) => ((from: fs.PathLike, to: fs.PathLike) => {
-      if (steal > 0 && String(to).includes(`${join(dir, 'work')}/`) && String(from).startsWith(`${dir}/`)) {
-        steal--;
-        const name = String(from).slice(dir.length + 1);
-        orig(from, join(away, name)); // the competitor's rename came first
-      }
-      orig(from, to);
-    }) as typeof fs.renameSync);
+    const { away, restore } = competitorTakesFirst(dir, 3);
     const random = Math.random;
     Math.random = () => 0.99;
     try {
@@ -413,15 +420,7 @@ describe('network file system behaviour', () => {
     // empty queue has no competitor left for it, so the next messages come in order.
     const { broker, dir } = await fresh();
     await broker.publishMany('q', Array.from({ length: 20 }, (_, i) => i));
-    const away = tempDir('ddmq-taken-');
-    let steal = 3;
-    const restore = patchFs('renameSync', (orig) => ((from: fs.PathLike, to: fs.PathLike) => {
-      if (steal > 0 && String(to).includes(`${join(dir, 'work')}/`) && String(from).startsWith(`${dir}/`)) {
-        steal--;
-        orig(from, join(away, String(from).slice(dir.length + 1)));
-      }
-      orig(from, to);
-    }) as typeof fs.renameSync);
+    const { restore } = competitorTakesFirst(dir, 3);
     const random = Math.random;
     Math.random = () => 0.99;
     try {
