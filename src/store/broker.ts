@@ -99,7 +99,8 @@ export class Broker {
     const given = options.now;
     const server = given === undefined && (options.serverClock ?? serverClockFromEnv());
     this.#serverClock = server ? new ServerClock({ report: this.#report }) : null;
-    this.#clock = this.#serverClock ?? (given !== undefined ? { now: () => given(), grace: () => CLIENT_CLOCK_GRACE, local: () => given() } : { now: Date.now, grace: () => CLIENT_CLOCK_GRACE, local: Date.now });
+    const host = given ?? Date.now;
+    this.#clock = this.#serverClock ?? { now: () => host(), grace: () => CLIENT_CLOCK_GRACE, local: () => host() };
     this.#settings = new SettingsCache(root, options.settingsTtlMs ?? 2000, config.fsync, this.#clock);
     this.#folders = new RootQueues(root, this.#settings, config.fsync, this.#report);
     this.#history = new History(root, this.#settings, this.#clock, this.#report);

@@ -114,8 +114,7 @@ export class Claimer {
       // put back for a consumer that may, and left alone here for a while. Not an error
       // that stops this consumer, nor corrupt: nothing is wrong with its content.
       if (isDdmqError(err, 'IO') && (err.osCode === 'EACCES' || err.osCode === 'EPERM')) {
-        const ready = readyNameOf(file);
-        if (claimRename(path, join(p.dir, ready))) this.cursor.defer(ready, this.clock.now() + UNREADABLE_MS);
+        this.putBack(path, file, p, this.clock.now() + UNREADABLE_MS);
         this.report.warn(new DdmqError('IO', `${err.message}: put back into the queue, and not tried again by this consumer for ${UNREADABLE_MS / 1000} s`, { path: err.path, osCode: err.osCode, cause: err }));
         return null;
       }
@@ -133,13 +132,18 @@ export class Claimer {
       // RACE: changed in the last seconds (or "in the future", by a skewed clock): maybe half
       // written by the original tool, which writes in place.
       if (mtime !== null && mtime > now - FRESH_WRITE_MS) {
-        const ready = readyNameOf(file);
-        if (claimRename(path, join(p.dir, ready))) this.cursor.defer(ready, Math.min(mtime, now) + FRESH_WRITE_MS);
+        this.putBack(path, file, p, Math.min(mtime, now) + FRESH_WRITE_MS);
         return null;
       }
       this.moveAside(path, inFlight, err);
       return null;
     }
+  }
+
+  /** Renames a claimed file back into the queue, not to be tried by this consumer before `until` (ms). */
+  private putBack(path: string, file: InFlightName, p: QueuePaths, until: number): void {
+    const ready = readyNameOf(file);
+    if (claimRename(path, join(p.dir, ready))) this.cursor.defer(ready, until);
   }
 
   private moveAside(path: string, name: string, err: DdmqError): void {
